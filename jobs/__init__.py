@@ -1,0 +1,1 @@
+"""One variant's work as plain functions with no Ray in them: train, evaluate, profile."""

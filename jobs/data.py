@@ -1,0 +1,113 @@
+"""Images for training and evaluation: a folder of PNG/JPEG files, or the photographs that ship
+inside the scikit-image wheel (so the demo needs nothing from the user).
+
+Images are RGB uint8 arrays (H, W, 3). Grey images are repeated to three channels and alpha
+is dropped, so any photograph a user points at works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image as PILImage, UnidentifiedImageError
+
+from rdc.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+# Real photographs inside scikit-image (no download). The two stereo halves of the motorcycle
+# scene would leak into each other, so only the left one is used.
+BUILTIN_TRAIN = ("astronaut", "rocket", "hubble_deep_field", "retina", "immunohistochemistry", "motorcycle_left")
+BUILTIN_EVAL = ("coffee", "chelsea")
+BUILTIN = "builtin"
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    pixels: np.ndarray  # (H, W, 3) uint8
+
+    @property
+    def num_pixels(self) -> int:
+        return self.pixels.shape[0] * self.pixels.shape[1]
+
+    def tensor(self) -> torch.Tensor:
+        """(1, 3, H, W) float in [0, 1]."""
+        return torch.from_numpy(self.pixels).permute(2, 0, 1).unsqueeze(0).float().div(255.0)
+
+
+def load_images(source: str | None, *, split: str, key: str) -> list[Image]:
+    """Images from `source`: a folder, or None/"builtin" for scikit-image's photographs.
+
+    `split` picks the built-in train or eval photographs; `key` names the config key in errors.
+    """
+    if source in (None, "", BUILTIN):
+        return _builtin(BUILTIN_TRAIN if split == "train" else BUILTIN_EVAL)
+    return load_folder(Path(source), key=key)
+
+
+def load_folder(folder: Path, *, key: str) -> list[Image]:
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise UserError(key, str(folder), reason="not a folder", allowed="a folder of PNG/JPEG images")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(key, str(folder), reason="no PNG/JPEG images in this folder", allowed="a folder of PNG/JPEG images")
+    return [read_image(p, key=key) for p in files]
+
+
+def read_image(path: Path, *, key: str) -> Image:
+    try:
+        with PILImage.open(path) as img:
+            pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise UserError(key, str(path), reason=f"not a readable image ({type(err).__name__})", allowed="PNG or JPEG files") from None
+    return Image(path.stem, pixels)
+
+
+def _builtin(names: tuple[str, ...]) -> list[Image]:
+    import skimage.data
+
+    images = []
+    for name in names:
+        if name == "motorcycle_left":
+            pixels = skimage.data.stereo_motorcycle()[0]
+        else:
+            pixels = getattr(skimage.data, name)()
+        images.append(Image(name, _to_rgb(np.asarray(pixels))))
+    return images
+
+
+def _to_rgb(pixels: np.ndarray) -> np.ndarray:
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    return np.ascontiguousarray(pixels[..., :3]).astype(np.uint8)
+
+
+class RandomCrops:
+    """Batches of random crops, a pure function of (seed, step): a resumed run sees exactly the
+    batches an uninterrupted one would have seen."""
+
+    def __init__(self, images: list[Image], crop: int, batch_size: int, seed: int, *, key: str = "data.train_dir"):
+        usable = [im for im in images if min(im.pixels.shape[:2]) >= crop]
+        if not usable:
+            raise UserError("train.crop", crop, reason="larger than every training image",
+                            allowed=f"at most {max(min(im.pixels.shape[:2]) for im in images)}")
+        self.images = [torch.from_numpy(im.pixels).permute(2, 0, 1) for im in usable]
+        self.crop, self.batch_size, self.seed = crop, batch_size, seed
+
+    def batch(self, step: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, step])
+        crops = []
+        for _ in range(self.batch_size):
+            img = self.images[rng.integers(len(self.images))]
+            top = rng.integers(img.shape[1] - self.crop + 1)
+            left = rng.integers(img.shape[2] - self.crop + 1)
+            patch = img[:, top : top + self.crop, left : left + self.crop]
+            if rng.random() < 0.5:
+                patch = patch.flip(-1)
+            crops.append(patch)
+        return torch.stack(crops).float().div(255.0)

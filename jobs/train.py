@@ -1,0 +1,112 @@
+"""Training one variant: Adam on random crops, the EntropyBottleneck's auxiliary loss, gradient
+clipping, a learning-rate drop late in training, and checkpoints that resume bit-for-bit.
+
+Everything random in a step (the crops, the quantisation noise) is seeded from (seed, step),
+so a run resumed from a checkpoint at step k continues exactly as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from jobs.data import RandomCrops
+from jobs.loss import likelihood_bits, rd_loss
+from jobs.settings import TrainSettings
+from rdc import names
+from rdc.errors import UserError
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the trial stops with this reason."""
+
+    def __init__(self, step: int, value: float):
+        self.step, self.value = step, value
+        super().__init__(f"loss became {value} at step {step}")
+
+
+def _is_aux(name: str) -> bool:
+    return name.endswith(".quantiles")
+
+
+class Trainer:
+    def __init__(self, model: torch.nn.Module, settings: TrainSettings, crops: RandomCrops):
+        self.model, self.settings, self.crops = model, settings, crops
+        main = [p for n, p in model.named_parameters() if not _is_aux(n)]
+        aux = [p for n, p in model.named_parameters() if _is_aux(n)]
+        self.optimizer = torch.optim.Adam(main, lr=settings.lr)
+        self.aux_optimizer = torch.optim.Adam(aux, lr=settings.aux_lr)
+        self.step = 0
+
+    def learning_rate(self, step: int) -> float:
+        drop = step >= math.ceil(self.settings.lr_drop_at * self.settings.steps)
+        return self.settings.lr * (0.1 if drop else 1.0)
+
+    def train_step(self) -> dict[str, float]:
+        s = self.settings
+        self.model.train()
+        torch.manual_seed(s.seed * 1_000_003 + self.step)  # quantisation noise, per step
+        x = self.crops.batch(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(self.step)
+
+        self.optimizer.zero_grad(set_to_none=True)
+        out = self.model(x)
+        num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
+        bpp = likelihood_bits(out["likelihoods"]) / num_pixels
+        mse = torch.mean((out["x_hat"] - x) ** 2)
+        loss = rd_loss(mse, bpp, s.lmbda)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(self.step, float(loss))
+        loss.backward()
+        if s.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.clip_grad)
+        self.optimizer.step()
+
+        self.aux_optimizer.zero_grad(set_to_none=True)
+        aux_loss = self.model.aux_loss()
+        aux_loss.backward()
+        self.aux_optimizer.step()
+
+        self.step += 1
+        return {
+            names.TRAIN_LOSS: float(loss),
+            names.TRAIN_BPP: float(bpp),
+            names.TRAIN_MSE: float(mse),
+            names.TRAIN_AUX_LOSS: float(aux_loss),
+        }
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "aux_optimizer": self.aux_optimizer.state_dict(),
+            "settings": asdict(self.settings),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.aux_optimizer.load_state_dict(state["aux_optimizer"])
+        self.step = int(state["step"])
+
+    def save(self, path: Path) -> None:
+        tmp = Path(path).with_suffix(".tmp")
+        torch.save(self.state_dict(), tmp)
+        tmp.replace(path)  # never leave a half-written checkpoint behind
+
+
+def load_checkpoint(path: Path, *, key: str = "checkpoint") -> dict:
+    """A checkpoint's state, loaded without unpickling arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(key, str(path), reason="no such checkpoint file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise UserError(key, str(path), reason=f"not a readable checkpoint ({type(err).__name__})") from None

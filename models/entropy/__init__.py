@@ -1,0 +1,1 @@
+"""Entropy models: latent codecs for y (and z), one file per family."""

@@ -1,0 +1,1 @@
+"""Hyper-transforms (h_a, h_s), one file per family."""

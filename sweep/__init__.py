@@ -1,0 +1,1 @@
+"""Orchestration: YAML -> validated variants -> plan -> Ray Tune trials -> MLflow runs."""

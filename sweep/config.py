@@ -1,0 +1,240 @@
+"""Hydra composition of the root config, with structured configs (dataclasses) as its schema.
+
+`load_config(overrides)` composes conf/config.yaml with command-line overrides and returns a
+plain, fully resolved dict (custom resolvers and relative paths do not survive the trip to
+Ray workers). Every Hydra/OmegaConf failure becomes one UserError line naming the key, the
+value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from jobs.settings import TrainSettings
+from rdc.errors import UserError
+
+CONF_DIR = Path(os.environ.get("RDC_CONF_DIR", Path(__file__).resolve().parent.parent / "conf"))
+GROUPS = ("search_space", "train", "data", "tracking", "cluster", "profile")
+
+
+# -- schema ------------------------------------------------------------------------------
+@dataclass
+class DataConfig:
+    train_dir: Optional[str] = None
+    eval_dir: Optional[str] = None
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = "sqlite:///runs/mlflow.db"
+    artifact_root: Optional[str] = None
+
+
+class ClusterMode(enum.Enum):
+    local = "local"
+    ray = "ray"
+
+
+@dataclass
+class ClusterConfig:
+    mode: ClusterMode = ClusterMode.local
+    address: Optional[str] = None
+    num_cpus: Optional[int] = None
+    num_gpus: Optional[int] = None
+    trial_cpus: float = 1.0
+    trial_gpus: float = 0.0
+    max_concurrent_trials: int = 0
+
+
+@dataclass
+class ProfileConfig:
+    flops_height: int = 512
+    flops_width: int = 768
+    repeats: int = 5
+    warmup: int = 1
+
+
+@dataclass
+class RootConfig:
+    search_space: Any = None  # validated by sweep.space (its own language)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    data: DataConfig = field(default_factory=DataConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+    runs_dir: str = "runs"
+    sweep_name: Optional[str] = None
+    resume: bool = False
+    force: bool = False
+
+
+_REGISTERED = False
+
+
+def _register_schema() -> None:
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="rdc_schema", node=RootConfig)
+    _REGISTERED = True
+
+
+# -- composition -------------------------------------------------------------------------
+def compose(overrides: list[str], config_dir: str | None = None):
+    """The composed DictConfig (unresolved): for `--cfg job` printing."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    _register_schema()
+    overrides = list(overrides)
+    if config_dir:
+        extra = Path(config_dir).expanduser().resolve()
+        if not extra.is_dir():
+            raise UserError("--config-dir", str(config_dir), reason="not a folder")
+        overrides.append(f"hydra.searchpath=[file://{extra}]")
+    try:
+        with initialize_config_dir(version_base=None, config_dir=str(CONF_DIR), job_name="rdc"):
+            return hydra_compose(config_name="config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise _user_error(err, overrides) from None
+
+
+def load_config(overrides: list[str], config_dir: str | None = None) -> dict:
+    """The resolved root config as plain data, paths made absolute."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    cfg = compose(overrides, config_dir)
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    except OmegaConfBaseException as err:
+        raise _user_error(err, overrides) from None
+    plain.pop("hydra", None)
+    _absolutise(plain)
+    _check_values(plain)
+    return plain
+
+
+def _absolutise(cfg: dict) -> None:
+    # Trials run with another working directory (and on other hosts): ship absolute paths.
+    runs = Path(cfg["runs_dir"]).expanduser().resolve()
+    cfg["runs_dir"] = str(runs)
+    tracking = cfg["tracking"]
+    uri = tracking["uri"]
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        tracking["uri"] = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).expanduser().resolve())
+    if tracking.get("artifact_root") and "://" not in tracking["artifact_root"]:
+        tracking["artifact_root"] = str(Path(tracking["artifact_root"]).expanduser().resolve())
+    for key in ("train_dir", "eval_dir"):
+        if cfg["data"].get(key):
+            cfg["data"][key] = str(Path(cfg["data"][key]).expanduser().resolve())
+
+
+_POSITIVE = {
+    "train": ("steps", "batch_size", "crop", "log_every", "checkpoint_every"),
+    "profile": ("flops_height", "flops_width", "repeats"),
+}
+
+
+def _check_values(cfg: dict) -> None:
+    _check_known_keys(cfg)
+    for group, keys in _POSITIVE.items():
+        for key in keys:
+            if cfg[group][key] <= 0:
+                raise UserError(f"{group}.{key}", cfg[group][key], allowed="a positive integer")
+    for key in ("lr", "lmbda"):
+        if not cfg["train"][key] > 0:
+            raise UserError(f"train.{key}", cfg["train"][key], allowed="a positive number")
+    if not 0 < cfg["train"]["lr_drop_at"] <= 1:
+        raise UserError("train.lr_drop_at", cfg["train"]["lr_drop_at"], allowed="a fraction in (0, 1]")
+    if cfg["search_space"] is None:
+        raise UserError("search_space", None, allowed=", ".join(available("search_space")))
+
+
+def _check_known_keys(cfg: dict) -> None:
+    # `+key=value` can add keys the schema does not have; refuse them like unknown overrides.
+    root = {f.name: f for f in dataclasses.fields(RootConfig)}
+    for key, value in cfg.items():
+        if key not in root:
+            raise UserError(key, value, reason="unknown key", allowed=", ".join(root))
+        schema = root[key].default_factory if root[key].default_factory is not dataclasses.MISSING else None
+        if schema is not None and dataclasses.is_dataclass(schema) and isinstance(value, dict):
+            known = [f.name for f in dataclasses.fields(schema)]
+            for sub in value:
+                if sub not in known:
+                    raise UserError(f"{key}.{sub}", value[sub], reason="unknown key", allowed=", ".join(known))
+
+
+def available(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+# -- errors ------------------------------------------------------------------------------
+def _user_error(err: Exception, overrides: list[str]) -> UserError:
+    """One line for a Hydra/OmegaConf failure: the key, the value and what is allowed."""
+    text = " ".join(str(err).split())
+    cause = err.__cause__ or err.__context__
+    cause_text = " ".join(str(cause).split()) if cause else ""
+
+    missing = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+    if missing:
+        group, option = missing.groups()
+        return UserError(group, option, reason="no such config", allowed=", ".join(available(group)) or "none")
+    missing_primary = re.search(r"Could not override '([^']+)'", text)
+    if missing_primary:
+        key = missing_primary.group(1)
+        return UserError(key, _override_value(key, overrides), reason="unknown key", allowed=_allowed_keys(key))
+    key_error = re.search(r"Key '([^']+)' not in '([^']+)'", text + " " + cause_text)
+    if key_error:
+        full = re.search(r"full_key: (\S+)", text + " " + cause_text)
+        key = full.group(1) if full else key_error.group(1)
+        return UserError(key, _override_value(key, overrides), reason="unknown key", allowed=_allowed_keys(key))
+    merging = re.search(r"Error merging override (\S+?)=(\S*)", text)
+    conversion = re.search(r"Value '([^']*)' (?:of type '\w+' )?could not be converted to (\w+)", text + " " + cause_text)
+    invalid_enum = re.search(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]", text + " " + cause_text)
+    if merging:
+        key, value = merging.groups()
+        if invalid_enum:
+            return UserError(key, invalid_enum.group(1), allowed=invalid_enum.group(2).replace("'", ""))
+        if conversion:
+            return UserError(key, conversion.group(1), allowed=f"a value of type {conversion.group(2).lower()}")
+        return UserError(key, value, reason=cause_text or text)
+    if conversion or invalid_enum:
+        full = re.search(r"full_key: (\S+)", text + " " + cause_text)
+        key = full.group(1) if full else "config"
+        if invalid_enum:
+            return UserError(key, invalid_enum.group(1), allowed=invalid_enum.group(2).replace("'", ""))
+        return UserError(key, conversion.group(1), allowed=f"a value of type {conversion.group(2).lower()}")
+    parse = re.search(r"Error parsing override '([^']*)'", text)
+    if parse:
+        return UserError("override", parse.group(1), reason="not key=value",
+                         allowed="key=value, group=option, +key=value")
+    return UserError("config", None, reason=text.split(". ")[0][:300])
+
+
+def _override_value(key: str, overrides: list[str]):
+    for item in overrides:
+        name, _, value = item.lstrip("+~").partition("=")
+        if name == key:
+            return value
+    return None
+
+
+def _allowed_keys(key: str) -> str:
+    group = key.split(".")[0]
+    _register_schema()
+    from hydra.core.config_store import ConfigStore
+
+    root = ConfigStore.instance().load("rdc_schema.yaml").node
+    if group in root and hasattr(root[group], "keys") and "." in key:
+        return ", ".join(str(k) for k in root[group].keys())
+    return ", ".join(list(root.keys()))

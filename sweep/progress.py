@@ -1,0 +1,47 @@
+"""Progress lines on the driver while trials run (Tune's own tables are switched off)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ray.tune import Callback
+
+
+class ProgressPrinter(Callback):
+    def __init__(self, total: int, steps: int, stream=sys.stdout):
+        self.total, self.steps, self.stream = total, steps, stream
+        self.done = 0
+        self.started = time.monotonic()
+
+    def _print(self, text: str) -> None:
+        elapsed = time.monotonic() - self.started
+        print(f"[{elapsed:6.0f}s {self.done}/{self.total} done] {text}", file=self.stream, flush=True)
+
+    def _name(self, trial) -> str:
+        variant = trial.config["variant"]
+        return f"{variant['variant_id'][:8]} {variant['family']} {variant['label']}"
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._print(f"start  {self._name(trial)}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("done") or result.get("failed"):
+            return
+        loss = result.get("train_loss")
+        self._print(f"train  {self._name(trial)} step {result.get('step')}/{self.steps} loss {loss:.4f}")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.done += 1
+        result = trial.last_result or {}
+        if result.get("failed"):
+            self._print(f"FAILED {self._name(trial)}: {result['failed']}")
+        else:
+            self._print(
+                f"done   {self._name(trial)} rd_loss {result.get('rd_loss', float('nan')):.4f} "
+                f"bpp {result.get('bpp', float('nan')):.3f} psnr {result.get('psnr', float('nan')):.2f}"
+            )
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.done += 1
+        self._print(f"ERROR  {self._name(trial)} (see {trial.local_path})")

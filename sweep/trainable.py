@@ -1,0 +1,105 @@
+"""The Ray Tune trainable: glue between one trial and the plain jobs (train, evaluate, profile).
+
+Everything a trial needs arrives in its config as plain data (the variant and the resolved
+settings); the MLflow run is found by tags, checkpoints go through Tune, so a retried or
+restored trial continues where the last checkpoint left it.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from ray import tune
+
+from jobs.data import RandomCrops, load_images
+from jobs.device import device_name
+from jobs.evaluate import evaluate
+from jobs.profile import count_params, decode_flops, decode_ms
+from jobs.settings import TrainSettings
+from jobs.train import Trainer, TrainingDiverged
+from models import build
+from rdc import names
+from sweep.tracking import VariantRun
+
+TRAINER_FILE = "trainer.pt"
+
+
+def run_variant(config: dict) -> None:
+    variant, settings = config["variant"], config["settings"]
+    train = TrainSettings(**settings["train"])
+    threads = max(1, int(settings["cluster"]["trial_cpus"]))
+    torch.set_num_threads(threads)
+
+    run = VariantRun(settings["tracking"]["uri"], settings["experiment"], settings["sweep_name"], variant,
+                     settings["train"]).open()
+    model = build(json.loads(variant["spec_json"]))
+    crops = RandomCrops(load_images(settings["data"]["train_dir"], split="train", key="data.train_dir"),
+                        train.crop, train.batch_size, train.seed)
+    trainer = Trainer(model, train, crops)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            trainer.load_state_dict(torch.load(Path(folder) / TRAINER_FILE, map_location="cpu", weights_only=True))
+    resumed_from = trainer.step
+    logged_through = run.last_step(names.TRAIN_LOSS)
+
+    pending: list[tuple[int, dict]] = []
+    started = time.perf_counter()
+    try:
+        while trainer.step < train.steps:
+            metrics = trainer.train_step()
+            step = trainer.step
+            if step % train.log_every == 0 or step == train.steps:
+                pending.append((step, metrics))
+            if step % train.checkpoint_every == 0 and step < train.steps:
+                run.log_metrics(pending, skip_through=logged_through)
+                pending.clear()
+                with tempfile.TemporaryDirectory() as folder:
+                    trainer.save(Path(folder) / TRAINER_FILE)
+                    tune.report({"step": step, **_short(metrics)}, checkpoint=tune.Checkpoint.from_directory(folder))
+    except TrainingDiverged as err:
+        run.log_metrics(pending, skip_through=logged_through)
+        run.fail(str(err))
+        tune.report({"step": trainer.step, "failed": str(err)})
+        return
+    run.log_metrics(pending, skip_through=logged_through)
+    train_seconds = time.perf_counter() - started
+
+    final = measure(model, settings, train.lmbda)
+    final[names.TRAIN_STEPS] = trainer.step
+    final[names.TRAIN_SECONDS] = train_seconds
+    device = final.pop("_device")
+    run.log_metrics([(trainer.step, final)])
+    run.set_tags({names.TAG_DEVICE: device, "resumed_from_step": resumed_from})
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.pt"
+        torch.save({"spec": json.loads(variant["spec_json"]), "model": model.state_dict()}, path)
+        run.log_artifact(path)
+    run.finish()
+    tune.report({"step": trainer.step, "done": True, **final})
+
+
+def measure(model, settings: dict, lmbda: float) -> dict:
+    """Final metrics of a trained model: real-bitstream evaluation, params, FLOPs, decode time."""
+    images = load_images(settings["data"]["eval_dir"], split="eval", key="data.eval_dir")
+    summary, _ = evaluate(model, images, lmbda)
+    profile = settings["profile"]
+    flops = decode_flops(model, profile["flops_height"], profile["flops_width"])
+    device = device_name("cpu")
+    times = [decode_ms(model, im.tensor(), repeats=profile["repeats"], warmup=profile["warmup"]) for im in images]
+    return {
+        **summary,
+        names.PARAMS: count_params(model),
+        names.DECODE_KFLOPS_PER_PX: flops["kflops_per_px"],
+        names.DECODE_KMACS_PER_PX: flops["kmacs_per_px"],
+        names.decode_ms(device): sum(times) / len(times),
+        "_device": device,
+    }
+
+
+def _short(metrics: dict) -> dict:
+    return {key.replace("/", "_"): value for key, value in metrics.items()}
