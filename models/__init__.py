@@ -5,6 +5,12 @@ validates a spec without building it. Attributes load lazily so that importing a
 (e.g. `models.errors`) does not import torch.
 """
 
+import warnings
+
+# compressai's import scripts functions with torch.jit.script, deprecated in torch 2.14; the
+# warning says nothing about our code and would greet every command.
+warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*is deprecated", category=FutureWarning)
+
 __all__ = ["build", "parse_spec", "ModelSpec", "SpecError"]
 
 

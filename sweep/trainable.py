@@ -16,13 +16,11 @@ import torch
 from ray import tune
 
 from jobs.data import RandomCrops, load_images
-from jobs.device import device_name
-from jobs.evaluate import evaluate
-from jobs.profile import count_params, decode_flops, decode_ms
 from jobs.settings import TrainSettings
 from jobs.train import Trainer, TrainingDiverged
 from models import build
 from rdc import names
+from sweep.measure import measure
 from sweep.tracking import VariantRun
 
 TRAINER_FILE = "trainer.pt"
@@ -81,24 +79,6 @@ def run_variant(config: dict) -> None:
         run.log_artifact(path)
     run.finish()
     tune.report({"step": trainer.step, "done": True, **final})
-
-
-def measure(model, settings: dict, lmbda: float) -> dict:
-    """Final metrics of a trained model: real-bitstream evaluation, params, FLOPs, decode time."""
-    images = load_images(settings["data"]["eval_dir"], split="eval", key="data.eval_dir")
-    summary, _ = evaluate(model, images, lmbda)
-    profile = settings["profile"]
-    flops = decode_flops(model, profile["flops_height"], profile["flops_width"])
-    device = device_name("cpu")
-    times = [decode_ms(model, im.tensor(), repeats=profile["repeats"], warmup=profile["warmup"]) for im in images]
-    return {
-        **summary,
-        names.PARAMS: count_params(model),
-        names.DECODE_KFLOPS_PER_PX: flops["kflops_per_px"],
-        names.DECODE_KMACS_PER_PX: flops["kmacs_per_px"],
-        names.decode_ms(device): sum(times) / len(times),
-        "_device": device,
-    }
 
 
 def _short(metrics: dict) -> dict:

@@ -1,0 +1,43 @@
+"""Shared fixtures: the ../shared data (Kodak, RD anchors), temporary MLflow stores, test scale.
+
+A user's clone has no ../shared: tests that need it skip and say so. CI has it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Local Ray instances in tests stay on loopback (Ray reads this when imported).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("RDC_SHARED_DIR", REPO.parent / "shared"))
+
+# Long end-to-end tests (marker `slow`) read their size from here; CI runs the default.
+TEST_SCALE = float(os.environ.get("RDC_TEST_SCALE", "1"))
+
+
+def _shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: this test needs the shared data beside the checkout (CI has it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kodak_dir() -> Path:
+    return _shared_path("data", "kodak")
+
+
+@pytest.fixture(scope="session")
+def anchors_dir() -> Path:
+    return _shared_path("data", "rd_anchors")
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path: Path) -> str:
+    """A fresh, empty sqlite MLflow store in a temporary folder."""
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
