@@ -28,7 +28,8 @@ def runs(experiment: str, uri: str | None = None, *, finished_only: bool = True)
         known = [e.name for e in client.search_experiments()]
         raise UserError("--experiment", experiment, reason=f"no such experiment in {uri}",
                         allowed=", ".join(known) or "none (run a sweep first)")
-    raw = mlflow.search_runs(experiment_ids=[exp.experiment_id], output_format="pandas", tracking_uri=uri)
+    mlflow.set_tracking_uri(uri)
+    raw = mlflow.search_runs(experiment_ids=[exp.experiment_id], output_format="pandas")
     if raw.empty:
         raise UserError("--experiment", experiment, reason="has no runs")
     frame = _tidy(raw)

@@ -67,13 +67,16 @@ def run_variant(config: dict) -> None:
     run.log_metrics(pending, skip_through=logged_through)
     train_seconds = time.perf_counter() - started
 
-    final = measure(model, settings, train.lmbda)
+    measured = measure(model, settings, train.lmbda)
+    final = dict(measured.metrics)
     final[names.TRAIN_STEPS] = trainer.step
     final[names.TRAIN_SECONDS] = train_seconds
-    device = final.pop("_device")
     run.log_metrics([(trainer.step, final)])
-    run.set_tags({names.TAG_DEVICE: device, "resumed_from_step": resumed_from})
+    run.set_tags({**measured.tags, "resumed_from_step": resumed_from})
     with tempfile.TemporaryDirectory() as folder:
+        for name, table in measured.tables.items():
+            table.to_csv(Path(folder) / name, index=False)
+            run.log_artifact(Path(folder) / name)
         path = Path(folder) / "model.pt"
         torch.save({"spec": json.loads(variant["spec_json"]), "model": model.state_dict()}, path)
         run.log_artifact(path)
