@@ -35,10 +35,10 @@ def _is_aux(name: str) -> bool:
 class Trainer:
     def __init__(self, model: torch.nn.Module, settings: TrainSettings, crops: RandomCrops):
         self.model, self.settings, self.crops = model, settings, crops
-        main = [p for n, p in model.named_parameters() if not _is_aux(n)]
-        aux = [p for n, p in model.named_parameters() if _is_aux(n)]
-        self.optimizer = torch.optim.Adam(main, lr=settings.lr)
-        self.aux_optimizer = torch.optim.Adam(aux, lr=settings.aux_lr)
+        self.main_params = [p for n, p in model.named_parameters() if not _is_aux(n)]
+        self.aux_params = [p for n, p in model.named_parameters() if _is_aux(n)]
+        self.optimizer = torch.optim.Adam(self.main_params, lr=settings.lr)
+        self.aux_optimizer = torch.optim.Adam(self.aux_params, lr=settings.aux_lr)
         self.step = 0
 
     def learning_rate(self, step: int) -> float:
@@ -63,20 +63,24 @@ class Trainer:
             raise TrainingDiverged(self.step, float(loss))
         loss.backward()
         if s.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.clip_grad)
+            torch.nn.utils.clip_grad_norm_(self.main_params, s.clip_grad)
         self.optimizer.step()
 
         self.aux_optimizer.zero_grad(set_to_none=True)
         aux_loss = self.model.aux_loss()
         aux_loss.backward()
         self.aux_optimizer.step()
+        # No gradient outlives its step: a run resumed from a checkpoint (which holds none)
+        # must continue exactly as the uninterrupted one.
+        self.optimizer.zero_grad(set_to_none=True)
+        self.aux_optimizer.zero_grad(set_to_none=True)
 
         self.step += 1
         return {
-            names.TRAIN_LOSS: float(loss),
-            names.TRAIN_BPP: float(bpp),
-            names.TRAIN_MSE: float(mse),
-            names.TRAIN_AUX_LOSS: float(aux_loss),
+            names.TRAIN_LOSS: loss.item(),
+            names.TRAIN_BPP: bpp.item(),
+            names.TRAIN_MSE: mse.item(),
+            names.TRAIN_AUX_LOSS: aux_loss.item(),
         }
 
     # -- checkpoints ----------------------------------------------------------------------
