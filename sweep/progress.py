@@ -9,14 +9,15 @@ from ray.tune import Callback
 
 
 class ProgressPrinter(Callback):
-    def __init__(self, total: int, steps: int, stream=sys.stdout):
-        self.total, self.steps, self.stream = total, steps, stream
+    def __init__(self, total: int, steps: int):
+        # No stream is kept: Tune pickles callbacks, and pytest's or Jupyter's stdout cannot be.
+        self.total, self.steps = total, steps
         self.done = 0
         self.started = time.monotonic()
 
     def _print(self, text: str) -> None:
         elapsed = time.monotonic() - self.started
-        print(f"[{elapsed:6.0f}s {self.done}/{self.total} done] {text}", file=self.stream, flush=True)
+        print(f"[{elapsed:6.0f}s {self.done}/{self.total} done] {text}", file=sys.stdout, flush=True)
 
     def _name(self, trial) -> str:
         variant = trial.config["variant"]
