@@ -1,0 +1,73 @@
+"""Hydra composition: defaults, overrides, absolute paths, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rdc.errors import UserError
+from sweep.config import available, load_config
+
+
+def test_defaults_compose_to_plain_absolute_config():
+    cfg = load_config([])
+    assert cfg["search_space"]["name"] == "demo"
+    assert cfg["cluster"]["mode"] == "local"
+    assert cfg["tracking"]["uri"].startswith("sqlite:////")  # absolute: trials run elsewhere
+    assert Path(cfg["runs_dir"]).is_absolute()
+    assert isinstance(cfg["train"]["steps"], int)
+
+
+def test_overrides_apply_and_relative_paths_become_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(["train.steps=7", "runs_dir=out", "data.eval_dir=imgs"])
+    assert cfg["train"]["steps"] == 7
+    assert cfg["runs_dir"] == str(tmp_path / "out")
+    assert cfg["tracking"]["uri"] == f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}"
+    assert cfg["data"]["eval_dir"] == str(tmp_path / "imgs")
+
+
+def test_extra_config_dir_adds_search_spaces(tmp_path):
+    (tmp_path / "search_space").mkdir()
+    (tmp_path / "search_space" / "mine.yaml").write_text(
+        "name: mine\nfamilies:\n  - name: a\n    transform: {type: conv, N: 8}\n"
+        "    entropy: {type: hyperprior}\n    hyper: {type: conv, N: 8}\n    M: 8\n"
+    )
+    cfg = load_config(["search_space=mine"], config_dir=str(tmp_path))
+    assert cfg["search_space"]["name"] == "mine"
+
+
+@pytest.mark.parametrize(
+    "override, key, allowed",
+    [
+        ("train.stpes=3", "train.stpes", "steps"),
+        ("+train.extra=1", "train.extra", "steps"),
+        ("trian.steps=3", "trian.steps", "train"),
+        ("train.steps=abc", "train.steps", "integer"),
+        ("train.steps=0", "train.steps", "positive"),
+        ("train.lr=-1", "train.lr", "positive"),
+        ("train.lr_drop_at=2", "train.lr_drop_at", "fraction"),
+        ("cluster.mode=slurm", "cluster.mode", "local, ray"),
+        ("search_space=nope", "search_space", "demo"),
+        ("train=nope", "train", "demo"),
+        ("train.steps", "override", "key=value"),
+    ],
+)
+def test_bad_overrides_are_one_line_naming_the_key(override, key, allowed):
+    with pytest.raises(UserError) as info:
+        load_config([override])
+    line = str(info.value)
+    assert "\n" not in line
+    assert line.startswith(key)
+    assert allowed in line
+
+
+def test_missing_config_dir_is_refused(tmp_path):
+    with pytest.raises(UserError, match="--config-dir"):
+        load_config([], config_dir=str(tmp_path / "absent"))
+
+
+def test_available_lists_group_options():
+    assert "demo" in available("search_space")
+    assert {"demo", "paper"} <= set(available("train"))
