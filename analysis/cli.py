@@ -1,43 +1,138 @@
-"""`rdc frontier` (and later `rdc report`): answers from MLflow, no Ray needed."""
+"""`rdc frontier` and `rdc report`: answers from MLflow (and anchor files), no Ray needed.
+
+Both are `main(argv) -> exit code`; bad input raises UserError, which `rdc.cli` prints as one
+line with exit code 2 (argparse's own errors included).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from rdc import names
 from rdc.errors import UserError
 
-TABLE_COLUMNS = [names.TAG_VARIANT_ID, names.TAG_FAMILY, names.RD_LOSS, names.DECODE_KFLOPS_PER_PX,
-                 names.BPP, names.PSNR, names.PARAMS]
+FORMATS = ("table", "csv", "json", "md")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is the one-line UserError every rdc command uses."""
+
+    def error(self, message: str):
+        if message.startswith("the following arguments are required: "):
+            raise UserError(message.split(": ", 1)[1].split(",")[0], reason="required")
+        if message.startswith("argument "):
+            key, _, reason = message[len("argument "):].partition(": ")
+            raise UserError(key.split("/")[0], reason=reason)
+        raise UserError(self.prog, reason=message)
+
+
+def _hv_bounds(items: list[str]) -> dict | None:
+    if not items:
+        return None
+    bounds = {}
+    for item in items:
+        metric, _, span = item.partition("=")
+        best, _, worst = span.partition(":")
+        try:
+            bounds[metric] = (float(best), float(worst))
+        except ValueError:
+            raise UserError("--hv-bounds", item, reason="not METRIC=BEST:WORST",
+                            allowed="e.g. decode_kflops_per_px=0:1200") from None
+    return bounds
 
 
 def frontier_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rdc frontier", description="The rate-distortion-computation frontier of an experiment.")
-    parser.add_argument("--experiment", required=True)
-    parser.add_argument("--tracking-uri", default=None, help="MLflow URI (default: $MLFLOW_TRACKING_URI or sqlite:///runs/mlflow.db)")
-    parser.add_argument("--x", default=names.DECODE_KFLOPS_PER_PX, help="cost objective (minimised)")
-    parser.add_argument("--y", default=names.RD_LOSS, help="quality objective (minimised)")
-    parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    from analysis.query import DEFAULT_X, DEFAULT_Y
+
+    parser = _Parser(prog="rdc frontier", description="The rate-distortion-computation frontier of an experiment: "
+                     "the runs no other run beats on every objective.")
+    parser.add_argument("--experiment", required=True, help="MLflow experiment (the sweep's name)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db)")
+    parser.add_argument("--x", default=DEFAULT_X, help=f"first objective, METRIC[:min|max] (default {DEFAULT_X})")
+    parser.add_argument("--y", default=DEFAULT_Y, help=f"second objective (default {DEFAULT_Y})")
+    parser.add_argument("--z", default=None, help="optional third objective, e.g. decode_ms_<device>")
+    parser.add_argument("--family", default=None, help="only runs of this family, e.g. 'Conv/Hyperprior:Conv'")
+    parser.add_argument("--lmbda", type=float, default=None,
+                        help="only runs trained at this lambda (default with rd_loss: the lambda most runs used)")
+    parser.add_argument("--all", action="store_true", help="every ranked run with its non-dominated rank")
+    parser.add_argument("--hv-bounds", action="append", default=[], metavar="METRIC=BEST:WORST",
+                        help="fix the hypervolume normalisation of an objective (repeat per objective)")
+    parser.add_argument("--format", choices=FORMATS, default="table")
     args = parser.parse_args(argv)
 
-    from analysis.frontier import frontier
-    from analysis.runs import runs
+    from analysis.query import query_frontier
+    from analysis.store import display_uri, tracking_uri
 
-    frame = runs(args.experiment, args.tracking_uri)
-    for column in (args.x, args.y):
-        if column not in frame:
-            metrics = sorted(c for c in frame.columns if c not in ("run_id", "status") and not c.startswith("spec."))
-            raise UserError("--x" if column == args.x else "--y", column, reason="no run has this metric",
-                            allowed=", ".join(metrics))
-    table = frontier(frame, {args.x: "min", args.y: "min"})
-    columns = [c for c in dict.fromkeys([names.TAG_VARIANT_ID, names.TAG_FAMILY, args.x, args.y] + TABLE_COLUMNS) if c in table]
-    table = table[columns]
-    if args.format == "csv":
+    result = query_frontier(args.experiment, args.x, args.y, args.z, family=args.family, lmbda=args.lmbda,
+                            tracking_uri=args.tracking_uri, all_runs=args.all, hv_bounds=_hv_bounds(args.hv_bounds))
+    table, volume = result.table, result.hypervolume
+    on_front = int((result.ranked["pareto_rank"] == 1).sum())
+    ranked = int(result.ranked["pareto_rank"].notna().sum())
+    goals = ", ".join(f"{'minimise' if d == 'min' else 'maximise'} {m}" for m, d in result.objectives.items())
+    headline = (f"frontier of {args.experiment!r}: {on_front} of {ranked} ranked runs"
+                f"{f' of {args.family}' if args.family else ''} ({goals})")
+    if args.format == "json":
+        payload = {
+            "experiment": args.experiment,
+            "tracking_uri": display_uri(tracking_uri(args.tracking_uri)),
+            "objectives": result.objectives,
+            "runs_considered": len(result.ranked),
+            "runs_ranked": ranked,
+            "hypervolume": {"value": volume.value, "reference_point": volume.reference,
+                            "normalised_bounds": {k: {"best": b, "worst": w} for k, (b, w) in volume.bounds.items()},
+                            "description": volume.describe()},
+            "notes": result.notes,
+            "rows": json.loads(table.to_json(orient="records")),
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    elif args.format == "csv":
+        for line in [headline, volume.describe(), *result.notes]:
+            print(line, file=sys.stderr)
         sys.stdout.write(table.to_csv(index=False))
-    elif args.format == "json":
-        sys.stdout.write(table.to_json(orient="records", indent=2) + "\n")
+    elif args.format == "md":
+        print(f"**{headline}**\n")
+        for line in [volume.describe(), *result.notes]:
+            print(f"- {line}")
+        print()
+        print(table.to_markdown(index=False, floatfmt=".6g"))
     else:
-        print(f"frontier of {args.experiment!r}: {len(table)} of {len(frame)} finished runs (minimising {args.x}, {args.y})")
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print(headline)
+        for line in [volume.describe(), *result.notes]:
+            print(f"  {line}")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.6g}", na_rep="-"))
+    return 0
+
+
+def report_main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="rdc report", description="The study's figures and one self-contained HTML page "
+                     "(frontier table, rate savings, FLOPs vs runtime) for an experiment.")
+    parser.add_argument("--experiment", required=True, help="MLflow experiment (the sweep's name)")
+    parser.add_argument("--out", required=True, help="folder for report.html and the PNG figures")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db)")
+    parser.add_argument("--anchor", action="append", default=[], metavar="FILE",
+                        help="an anchor RD curve (compressai JSON, or tensorflow_compression 'bpp, psnr' TXT); repeat")
+    parser.add_argument("--reference", default=None, metavar="NAME",
+                        help="the curve rate savings are measured against (Fig. 1, 3): an anchor's or codec's name "
+                             "(default: the first --anchor, else JPEG)")
+    parser.add_argument("--images", default=None, metavar="DIR",
+                        help="evaluation images for JPEG/WebP/AVIF curves computed here with Pillow (e.g. Kodak)")
+    parser.add_argument("--codecs", default="jpeg,webp,avif", help="Pillow codecs for --images (default jpeg,webp,avif)")
+    parser.add_argument("--family", default=None, help="only runs of this family")
+    parser.add_argument("--lmbda", type=float, default=None, help="lambda of the RD-loss figure and frontier")
+    parser.add_argument("--bd-method", default="pchip", choices=("pchip", "akima", "cubic"),
+                        help="BD-rate interpolation (bjontegaard package; default pchip, as the JVET sheet)")
+    args = parser.parse_args(argv)
+
+    from analysis.report import ReportOptions, write_report
+
+    options = ReportOptions(
+        experiment=args.experiment, out=args.out, tracking_uri=args.tracking_uri, anchors=list(args.anchor),
+        reference=args.reference, images=args.images, codecs=[c.strip() for c in args.codecs.split(",") if c.strip()],
+        family=args.family, lmbda=args.lmbda, bd_method=args.bd_method,
+    )
+    page = write_report(options)
+    print(f"wrote {page}")
     return 0

@@ -1,0 +1,171 @@
+"""The frontier query users run: an experiment's runs -> the frontier table, ranks, hypervolume.
+
+`frontier_table(...)` is the Python call (a DataFrame); `query_frontier(...)` returns the same
+table with the notes and hypervolume that `rdc frontier` prints. Bad input raises UserError
+naming the CLI option, so the CLI and Python users see the same one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from analysis.frontier import RANK_COLUMN, Hypervolume, hypervolume, rank_runs
+from analysis.runs import LMBDA_COLUMN, metric_columns, runs
+from rdc import names
+from rdc.errors import UserError
+
+DEFAULT_X = names.DECODE_KFLOPS_PER_PX
+DEFAULT_Y = names.RD_LOSS
+# Higher is better for these; every other metric (loss, rate, FLOPs, time, params) is minimised.
+MAXIMISED = frozenset({names.PSNR, names.MS_SSIM, names.MS_SSIM_DB})
+LABEL_COLUMN = "label"
+LMBDA_KEY = "--lmbda"
+SUMMARY_COLUMNS = [names.RD_LOSS, names.DECODE_KFLOPS_PER_PX, names.BPP, names.PSNR, names.PARAMS]
+
+
+def default_direction(metric: str) -> str:
+    return "max" if metric in MAXIMISED else "min"
+
+
+def parse_objective(text: str, key: str) -> tuple[str, str]:
+    """`psnr` or `psnr:max` -> ("psnr", "max"); the direction defaults by metric."""
+    metric, _, direction = text.partition(":")
+    direction = direction or default_direction(metric)
+    if not metric or direction not in ("min", "max"):
+        raise UserError(key, text, reason="not an objective", allowed="METRIC, METRIC:min or METRIC:max")
+    return metric, direction
+
+
+def objectives_from(x: str, y: str, z: str | None = None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, text in (("--x", x), ("--y", y), ("--z", z)):
+        if text is None:
+            continue
+        metric, direction = parse_objective(text, key)
+        if metric in out:
+            raise UserError(key, text, reason="already an objective", allowed="a metric not given in --x/--y/--z")
+        out[metric] = direction
+    return out
+
+
+def check_metrics(frame: pd.DataFrame, objectives: dict[str, str], keys: dict[str, str]) -> None:
+    """UserError naming the option whose metric no run has."""
+    available = metric_columns(frame)
+    for metric in objectives:
+        if metric not in frame.columns or frame[metric].isna().all():
+            raise UserError(keys.get(metric, "metric"), metric, reason="no finished run has this metric",
+                            allowed=", ".join(c for c in available if frame[c].notna().any()))
+
+
+def select_lambda(frame: pd.DataFrame, lmbda: float | None) -> tuple[pd.DataFrame, str | None]:
+    """Keep the runs trained at one lambda (RD loss compares runs only at the same lambda).
+
+    Default: the lambda most runs were trained at. Returns the runs and a note when a choice was made.
+    """
+    if LMBDA_COLUMN not in frame or frame[LMBDA_COLUMN].isna().all():
+        if lmbda is not None:
+            raise UserError(LMBDA_KEY, lmbda, reason=f"runs carry no {LMBDA_COLUMN} param")
+        return frame, None
+    lambdas = pd.to_numeric(frame[LMBDA_COLUMN], errors="coerce")
+    counts = lambdas.value_counts()
+    if lmbda is None:
+        if len(counts) == 1:
+            return frame, None
+        # Most runs first; on a tie, the smaller lambda (stable and documented).
+        lmbda = float(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0])
+        chosen = f"{LMBDA_COLUMN}={lmbda:g} ({counts[lmbda]} runs; also {', '.join(f'{v:g}' for v in sorted(counts.index) if v != lmbda)}: pick with {LMBDA_KEY})"
+    else:
+        chosen = None
+    keep = (lambdas - lmbda).abs() <= 1e-12 * max(1.0, abs(lmbda))
+    if not keep.any():
+        raise UserError(LMBDA_KEY, lmbda, reason="no finished run at this lambda",
+                        allowed=", ".join(f"{v:g}" for v in sorted(counts.index)))
+    return frame[keep].reset_index(drop=True), chosen
+
+
+def label_frontier(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
+    """Letters A, B, ... for frontier runs in descending order of the first objective (most
+    expensive first, as the study labels its models A-G); later letters continue as AA, AB, ..."""
+    first = next(iter(objectives))
+    out = frame.copy()
+    on_front = out[out[RANK_COLUMN] == 1].sort_values(
+        [first, names.TAG_VARIANT_ID, "run_id"], ascending=[objectives[first] == "max", True, True], kind="stable")
+    out[LABEL_COLUMN] = None
+    out.loc[on_front.index, LABEL_COLUMN] = [_letters(i) for i in range(len(on_front))]
+    return out
+
+
+def _letters(i: int) -> str:
+    letters = ""
+    i += 1
+    while i:
+        i, rest = divmod(i - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+@dataclass
+class FrontierResult:
+    table: pd.DataFrame  # frontier rows (or every ranked run), labelled
+    ranked: pd.DataFrame  # every run considered, with pareto_rank and label
+    objectives: dict[str, str]
+    hypervolume: Hypervolume
+    notes: list[str] = field(default_factory=list)
+
+
+def query_frontier(experiment: str, x: str = DEFAULT_X, y: str = DEFAULT_Y, z: str | None = None, *,
+                   family: str | None = None, lmbda: float | None = None, tracking_uri: str | None = None,
+                   all_runs: bool = False, hv_bounds: dict | None = None,
+                   frame: pd.DataFrame | None = None) -> FrontierResult:
+    """The frontier of an experiment's finished runs over 2 or 3 objectives (x, y[, z]).
+
+    `frame` reuses runs already read (the report reads MLflow once).
+    """
+    objectives = objectives_from(x, y, z)
+    keys = {m: k for m, k in zip(objectives, ("--x", "--y", "--z"))}
+    if frame is None:
+        frame = runs(experiment, tracking_uri, family=family)
+    check_metrics(frame, objectives, keys)
+    notes = []
+    if names.RD_LOSS in objectives:
+        frame, chosen = select_lambda(frame, lmbda)
+        if chosen:
+            notes.append(f"RD loss compares runs at one lambda: using {chosen}")
+    elif lmbda is not None:
+        frame, _ = select_lambda(frame, lmbda)
+    ranked = label_frontier(rank_runs(frame, objectives), objectives)
+    missing = {m: int(frame[m].isna().sum()) for m in objectives if frame[m].isna().any()}
+    if missing:
+        notes.append("not ranked, missing a metric: " + ", ".join(f"{n} run(s) lack {m}" for m, n in missing.items()))
+    if hv_bounds:
+        unknown = [c for c in hv_bounds if c not in objectives]
+        if unknown:
+            raise UserError("--hv-bounds", unknown[0], reason="not an objective", allowed=", ".join(objectives))
+    try:
+        volume = hypervolume(ranked, objectives, bounds=hv_bounds)
+    except ValueError as err:
+        raise UserError("--hv-bounds", hv_bounds, reason=str(err)) from None
+    table = ranked[ranked[RANK_COLUMN].notna()] if all_runs else ranked[ranked[RANK_COLUMN] == 1]
+    first = next(iter(objectives))
+    table = table.sort_values([RANK_COLUMN, first], ascending=[True, objectives[first] == "min"], kind="stable")
+    columns = [LABEL_COLUMN, RANK_COLUMN, names.TAG_VARIANT_ID, names.TAG_FAMILY, *objectives,
+               *SUMMARY_COLUMNS, LMBDA_COLUMN, "run_id"]
+    columns = [c for c in dict.fromkeys(columns) if c in table]
+    table = table[columns].reset_index(drop=True)
+    return FrontierResult(table, ranked, objectives, volume, notes)
+
+
+def frontier_table(experiment: str, x: str = DEFAULT_X, y: str = DEFAULT_Y, z: str | None = None, *,
+                   family: str | None = None, lmbda: float | None = None, tracking_uri: str | None = None,
+                   all_runs: bool = False) -> pd.DataFrame:
+    """The frontier table as a DataFrame (what `rdc frontier` prints), e.g.
+    `frontier_table("demo", z="decode_ms_cpu-amd-epyc-1t", tracking_uri="sqlite:///runs/mlflow.db")`.
+    `table.attrs` holds the objectives, the hypervolume (and how it was normalised) and notes.
+    """
+    result = query_frontier(experiment, x, y, z, family=family, lmbda=lmbda, tracking_uri=tracking_uri,
+                            all_runs=all_runs)
+    result.table.attrs.update(objectives=result.objectives, hypervolume=result.hypervolume.value,
+                              hypervolume_description=result.hypervolume.describe(), notes=result.notes)
+    return result.table

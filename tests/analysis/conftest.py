@@ -1,0 +1,141 @@
+"""Real sqlite MLflow stores, logged with MlflowClient the way a sweep logs its runs.
+
+`known_store` holds small experiments whose frontier, ranks and hypervolume are worked out by
+hand in the tests (ties, a run missing a metric, failed and unfinished runs).
+`study_store` holds runs trained at several lambdas whose RD points are published curves, so
+BD-rates through MLflow can be checked against the anchors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rdc import names
+
+CPU = "cpu-test-1t"
+GPU = "cuda-test-gpu"
+
+
+@pytest.fixture(scope="session")
+def devices() -> dict[str, str]:
+    """The device names the stores below carry runtimes for."""
+    return {"cpu": CPU, "gpu": GPU}
+
+
+class RunLogger:
+    """Logs runs into a real MLflow store through the sweep's own writer (sweep.tracking), so
+    these tests read exactly what a sweep writes."""
+
+    def __init__(self, uri: str):
+        from mlflow.tracking import MlflowClient
+
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri)
+
+    def experiment(self, name: str) -> str:
+        return self.client.create_experiment(name)
+
+    def run(self, experiment_id: str, name: str, *, metrics: dict, family: str = "Conv/Hyperprior:Conv",
+            variant_id: str | None = None, lmbda: float = 0.0125, status: str = "FINISHED",
+            spec: dict | None = None, failure: str = "diverged") -> str:
+        from sweep.tracking import VariantRun
+
+        spec = spec or {"M": 192, "transform": {"type": "conv", "N": 128}, "entropy": {"type": "hyperprior"},
+                        "hyper": {"type": "conv", "N": 128}}
+        variant = {"variant_id": variant_id or name, "family": family, "group": family, "label": name,
+                   "spec_json": json.dumps(spec, sort_keys=True)}
+        experiment = self.client.get_experiment(experiment_id).name
+        run = VariantRun(self.uri, experiment, "test", variant, {"lmbda": lmbda, "steps": 100}).open()
+        run.log_metrics([(0, metrics)])
+        if status == "FINISHED":
+            run.finish()
+        elif status == "FAILED":
+            run.fail(failure)
+        return run.run_id
+
+
+# name: (decode kFLOPs/px, rd_loss, family, decode ms on CPU, decode ms on GPU)
+KNOWN_2D = {
+    "a": (100.0, 1.0, "Conv/Hyperprior:Conv", 10.0, 1.0),
+    "b": (200.0, 0.8, "ELIC/Hyperprior:Conv", 20.0, 3.0),
+    "c": (200.0, 0.8, "ELIC/Hyperprior:Conv", 22.0, 2.0),  # identical to b on both objectives
+    "d": (300.0, 0.8, "ELIC/CHARM:SwinT", 30.0, 5.0),
+    "e": (400.0, 0.5, "ELIC/CHARM:SwinT", 40.0, 4.0),
+    "f": (150.0, 1.2, "Conv/Hyperprior:Conv", 15.0, 1.5),
+    "g": (500.0, 0.9, "ELIC/CHARM:SwinT", 50.0, 7.0),
+    "k": (400.0, 0.6, "ELIC/CHARM:SwinT", 41.0, 6.0),
+}
+# name: (decode kFLOPs/px, psnr (maximised), decode ms)
+KNOWN_3D = {
+    "p": (0.0, 40.0, 2.0),
+    "q": (2.0, 38.0, 0.0),
+    "r": (1.0, 39.0, 1.0),
+    "t": (1.0, 39.0, 1.0),  # identical to r
+    "s": (2.0, 36.0, 2.0),
+}
+
+
+@pytest.fixture(scope="session")
+def known_store(tmp_path_factory) -> str:
+    uri = f"sqlite:///{tmp_path_factory.mktemp('known') / 'mlflow.db'}"
+    log = RunLogger(uri)
+    exp = log.experiment("known")
+    for name, (kflops, loss, family, cpu_ms, gpu_ms) in KNOWN_2D.items():
+        log.run(exp, name, family=family, metrics={
+            names.DECODE_KFLOPS_PER_PX: kflops, names.RD_LOSS: loss, names.BPP: 0.4 + loss / 10,
+            names.PSNR: 30 + 1 / loss, names.PARAMS: 1e6 + kflops,
+            names.decode_ms(CPU): cpu_ms, names.decode_ms(GPU): gpu_ms})
+    # Missing rd_loss: never ranked. Failed and unfinished runs beat everything: never counted.
+    log.run(exp, "h", metrics={names.DECODE_KFLOPS_PER_PX: 100.0, names.decode_ms(CPU): 9.0})
+    log.run(exp, "failed", status="FAILED", metrics={names.DECODE_KFLOPS_PER_PX: 1.0, names.RD_LOSS: 0.01})
+    log.run(exp, "unfinished", status="RUNNING", metrics={names.DECODE_KFLOPS_PER_PX: 1.0, names.RD_LOSS: 0.01})
+
+    exp3 = log.experiment("known3d")
+    for name, (kflops, psnr, ms) in KNOWN_3D.items():
+        log.run(exp3, name, metrics={names.DECODE_KFLOPS_PER_PX: kflops, names.PSNR: psnr,
+                                     names.decode_ms(CPU): ms, names.RD_LOSS: 1.0})
+
+    bad = log.experiment("all-failed")
+    log.run(bad, "x1", status="FAILED", metrics={names.RD_LOSS: 1.0})
+    log.run(bad, "x2", status="FAILED", metrics={names.RD_LOSS: 1.0})
+    log.run(bad, "x3", status="RUNNING", metrics={names.RD_LOSS: 1.0})
+    log.experiment("empty")
+    gone = log.experiment("deleted")
+    log.client.delete_experiment(gone)
+    return uri
+
+
+# Published Kodak RD points (bpp, RGB PSNR) from ../shared/data/rd_anchors/compressai, logged as
+# if each curve were one variant trained at one lambda per point.
+ELIC_PAPER = "paper-elic2022_mse.json"
+BALLE_PAPER = "paper-bmshj2018-hyperprior.json"
+STUDY_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.18)
+
+
+def load_compressai_points(anchors_dir: Path, name: str) -> tuple[list[float], list[float]]:
+    results = json.loads((anchors_dir / "compressai" / name).read_text())["results"]
+    return results["bpp"], results["psnr-rgb"]
+
+
+@pytest.fixture(scope="session")
+def study_store(tmp_path_factory, anchors_dir) -> str:
+    """Two variants (ELIC, Balle) at several lambdas with published RD points, runtimes on two devices."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('study') / 'mlflow.db'}"
+    log = RunLogger(uri)
+    exp = log.experiment("study")
+    curves = {
+        ("elic", "ELIC/Hyperprior:Conv", 612.0): load_compressai_points(anchors_dir, ELIC_PAPER),
+        ("balle", "Conv/Hyperprior:Conv", 194.0): load_compressai_points(anchors_dir, BALLE_PAPER),
+    }
+    for (variant, family, kflops), (bpps, psnrs) in curves.items():
+        for i, (bpp, psnr) in enumerate(zip(bpps, psnrs)):
+            lmbda = STUDY_LAMBDAS[i]
+            mse = 10 ** (-psnr / 10)
+            log.run(exp, f"{variant}-{i}", variant_id=variant, family=family, lmbda=lmbda, metrics={
+                names.BPP: bpp, names.PSNR: psnr, names.MSE: mse, names.RD_LOSS: lmbda * 255**2 * mse + bpp,
+                names.DECODE_KFLOPS_PER_PX: kflops + i, names.PARAMS: 1e7 + kflops,
+                names.decode_ms(CPU): kflops / 10 + i, names.decode_ms(GPU): 30 - i if variant == "elic" else 5 + i})
+    return uri
