@@ -1,216 +1,512 @@
 """The search-space language: YAML families of component choices with per-knob grids.
 
-    name: my_space
+    name: my_space                # becomes the sweep's MLflow experiment: letters, digits, _ . -
+    description: what and why
     shared:                       # merged under every family (a family's own keys win)
       M: 320
       hyper: {type: conv, N: 192}
     families:
-      - name: conv-hp             # unique label
-        transform: {type: conv, N: [128, 192]}         # a list of values is a grid axis
-        entropy: {type: hyperprior}
-        M: {from: 192, to: 320, step: 64}             # inclusive range
-    constraints:                  # declarative filters over the grid
+      - name: conv-hp             # unique label (the `group` tag of each run)
+        transform: {type: conv, N: [128, 192]}        # a list is a grid axis
+        entropy: hyperprior                           # shorthand for {type: hyperprior}
+        M: {from: 192, to: 320, step: 64}             # inclusive integer range
+        constraints: [{max: {key: params, value: 20e6}}]   # this family only
+    constraints:                  # declarative filters over every family
       - divisible: [M, entropy.num_slices]
       - max: {key: decode_kflops_per_px, value: 1200}
       - min: {key: transform.N, value: 64}
 
 A knob whose value is itself a list (ELIC `channels`, SwinT `depths`) takes a list of lists as
 its grid. Nothing in a space is evaluated or instantiated: values are data, component types
-are looked up in the registry, and unknown keys are refused with their path.
+are looked up in the registry, and unknown keys (`_target_` included) are refused with their
+path. `parse_space` turns the YAML into the dataclasses below (the language's schema; Hydra
+types `search_space` as Any and leaves its validation here); `expand` turns those into
+de-duplicated `Variant`s. `rdc plan` and `rdc sweep` both call `expand`, so they always agree.
+docs/search_space.md is the user's guide.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
+import math
+import re
 import typing
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 from models import registry
 from models.errors import SpecError
 from models.spec import DEFAULT_M, TOP_LEVEL_KEYS, parse_spec
 from rdc import names
 from rdc.errors import UserError
-from sweep.variant import Variant
+from sweep.variant import Variant, canonical_json
 
 SPACE_KEYS = ("name", "description", "shared", "families", "constraints")
-FAMILY_KEYS = ("name",) + TOP_LEVEL_KEYS
+FAMILY_KEYS = ("name",) + TOP_LEVEL_KEYS + ("constraints",)
 CONSTRAINT_KINDS = ("divisible", "max", "min")
-COST_KEYS = (names.PARAMS, names.DECODE_KFLOPS_PER_PX, names.DECODE_KMACS_PER_PX)
-RANGE_KEYS = {"from", "to", "step"}
+COST_KEYS = (names.PARAMS, names.DECODE_KFLOPS_PER_PX, names.DECODE_KMACS_PER_PX,
+             names.ENCODE_KFLOPS_PER_PX, names.ENCODE_KMACS_PER_PX)
+RANGE_KEYS = ("from", "to", "step")
 MAX_VARIANTS = 100_000  # a grid beyond this is almost surely a typo (e.g. a huge range)
+# The name becomes an MLflow experiment and a folder under runs/: keep it plain.
+SPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 CostFn = Callable[[dict], dict[str, float]]
 
 
+# -- the schema ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Axis:
+    """One knob's values: `path` is ("M",) or (kind, knob); `where` is its YAML key path."""
+
+    path: tuple[str, ...]
+    values: tuple
+    where: str
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """`divisible: [key, by]`, `max: {key, value}` or `min: {key, value}`.
+
+    `key` is a knob path (`M`, `transform.N`) or a cost (COST_KEYS); `bound` is a number, or for
+    `divisible` a number or another knob path. A knob absent from a family (another component
+    type) leaves that family alone; a list-valued knob must hold for every element.
+    """
+
+    kind: str
+    key: str
+    bound: Any
+    where: str
+
+    @property
+    def is_cost(self) -> bool:
+        return self.key in COST_KEYS
+
+    def allows(self, values: dict) -> bool:
+        """`values`: a full spec (every default spelled out) or, for a cost constraint, its costs."""
+        value = _lookup(values, self.key)
+        if value is _MISSING:
+            return True
+        if self.kind == "divisible":
+            divisor = _lookup(values, self.bound) if isinstance(self.bound, str) else self.bound
+            if divisor is _MISSING:
+                return True
+            return bool(divisor) and all(item % divisor == 0 for item in _items(value))
+        if self.kind == "max":
+            return all(item <= self.bound for item in _items(value))
+        return all(item >= self.bound for item in _items(value))
+
+    def describe(self) -> dict:
+        if self.kind == "divisible":
+            return {"divisible": [self.key, self.bound]}
+        return {self.kind: {"key": self.key, "value": self.bound}}
+
+
+@dataclass(frozen=True)
+class Family:
+    """One YAML family: a fixed component type per kind and a grid axis per knob."""
+
+    name: str
+    where: str
+    types: tuple[tuple[str, str], ...]  # (kind, type) for every kind
+    axes: tuple[Axis, ...]
+    constraints: tuple[Constraint, ...]
+
+    @property
+    def size(self) -> int:
+        return math.prod(len(axis.values) for axis in self.axes)
+
+    def template(self) -> dict:
+        """A spec with this family's types and every knob at its default: the keys constraints may name."""
+        spec: dict = {"M": DEFAULT_M}
+        for kind, ctype in self.types:
+            spec[kind] = {"type": ctype}
+            for knob_name, knob_field in registry.knobs(kind, ctype).items():
+                spec[kind][knob_name] = _plain(knob_field.default)
+        return spec
+
+    def points(self) -> Iterator[dict]:
+        """Every grid point as a full spec (defaults spelled out, not yet checked for compatibility)."""
+        template = self.template()
+        for combo in itertools.product(*(axis.values for axis in self.axes)):
+            point = {key: dict(value) if isinstance(value, dict) else value for key, value in template.items()}
+            for axis, value in zip(self.axes, combo):
+                if len(axis.path) == 1:
+                    point[axis.path[0]] = value
+                else:
+                    point[axis.path[0]][axis.path[1]] = _plain(value)
+            yield point
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    description: str
+    families: tuple[Family, ...]
+    constraints: tuple[Constraint, ...]
+    root: str = "search_space"
+
+    @property
+    def size(self) -> int:
+        """Grid points before constraints and de-duplication."""
+        return sum(family.size for family in self.families)
+
+
+@dataclass
+class Expansion:
+    """The variants of a space, and what happened to the other grid points."""
+
+    space: SearchSpace
+    variants: list[Variant]
+    points: int  # grid points
+    removed_by_constraints: int
+    duplicates: int  # points whose canonical spec an earlier point already had
+    removed_by_budget: int
+    costs: dict[str, dict[str, float]] = field(default_factory=dict)  # variant_id -> costs, if computed
+
+
+# -- expansion ------------------------------------------------------------------------------
 def expand(space: Any, *, costs: CostFn | None = None, root: str = "search_space") -> list[Variant]:
     """Every distinct variant of `space`, in a stable order; UserError on any malformed key."""
-    space = _mapping(space, root)
+    return expand_space(space, costs=costs, root=root).variants
+
+
+def expand_space(space: Any, *, costs: CostFn | None = None, root: str = "search_space") -> Expansion:
+    parsed = space if isinstance(space, SearchSpace) else parse_space(space, root)
+    by_id: dict[str, tuple[Variant, Family]] = {}
+    removed = duplicates = 0
+    for family in parsed.families:
+        rules = parsed.constraints + family.constraints
+        kept = 0
+        for point in family.points():
+            if not all(rule.allows(point) for rule in rules if not rule.is_cost):
+                removed += 1
+                continue
+            kept += 1
+            variant = _variant(point, family)
+            if variant.variant_id in by_id:
+                duplicates += 1
+            else:
+                by_id[variant.variant_id] = (variant, family)
+        if kept == 0:
+            raise _no_point_left(family, [rule for rule in rules if not rule.is_cost], list(family.points()))
+
+    variants = [variant for variant, _ in by_id.values()]
+    computed: dict[str, dict[str, float]] = {}
+    over_budget = 0
+    if any(rule.is_cost for rule in parsed.constraints) or any(
+        rule.is_cost for family in parsed.families for rule in family.constraints
+    ):
+        cost_of = costs or _default_costs
+        kept_variants = []
+        for variant, family in by_id.values():
+            budget = [rule for rule in parsed.constraints + family.constraints if rule.is_cost]
+            computed[variant.variant_id] = cost_of(variant.spec)
+            if all(rule.allows(computed[variant.variant_id]) for rule in budget):
+                kept_variants.append(variant)
+            else:
+                over_budget += 1
+        for family in parsed.families:
+            mine = [v for v, f in by_id.values() if f is family]
+            if mine and not any(v.group == family.name for v in kept_variants):
+                budget = [rule for rule in parsed.constraints + family.constraints if rule.is_cost]
+                raise _no_point_left(family, budget, [computed[v.variant_id] for v in mine])
+        variants = kept_variants
+    return Expansion(parsed, variants, parsed.size, removed, duplicates, over_budget, computed)
+
+
+def _variant(point: dict, family: Family) -> Variant:
+    try:
+        spec = parse_spec(point)
+    except SpecError as err:
+        raise UserError(f"{family.where}.{err.key}", err.value, allowed=err.allowed,
+                        reason=f"in variant {_describe(point, family)}; a constraint can skip such points") from None
+    return Variant.from_canonical(spec.to_dict(), spec.family, family.name)
+
+
+def _no_point_left(family: Family, rules: list[Constraint], points: list[dict]) -> UserError:
+    """Name the constraint that leaves a family empty, with the range its key takes there."""
+    for rule in rules:
+        if not any(rule.allows(point) for point in points):
+            seen = sorted({item for p in points if (v := _lookup(p, rule.key)) is not _MISSING for item in _items(v)})
+            span = f"{rule.key} takes {_span(seen)} in this family" if seen else f"{rule.key} is absent"
+            return UserError(rule.where, rule.describe(), reason=f"removes every variant of family {family.name!r}",
+                             allowed=f"a constraint some variant meets ({span})")
+    return UserError(f"{family.where}.name", family.name, reason="the constraints together remove every variant",
+                     allowed="constraints that leave at least one variant: " +
+                     "; ".join(canonical_json(rule.describe()) for rule in rules))
+
+
+def _span(values: list) -> str:
+    return f"{values[0]}" if len(values) == 1 else f"{values[0]}..{values[-1]}"
+
+
+def _default_costs(spec: dict) -> dict[str, float]:
+    from sweep.plan import reference_costs
+
+    return reference_costs(spec)
+
+
+# -- parsing: YAML -> schema -----------------------------------------------------------------
+def parse_space(raw: Any, root: str = "search_space") -> SearchSpace:
+    space = _mapping(raw, root, "a mapping with keys " + ", ".join(SPACE_KEYS))
     _check_keys(space, SPACE_KEYS, root)
-    if not isinstance(space.get("name"), str) or not space["name"]:
-        raise UserError(f"{root}.name", space.get("name"), allowed="a non-empty string")
-    shared = _mapping(space.get("shared") or {}, f"{root}.shared")
+    name = space.get("name")
+    if not isinstance(name, str) or not SPACE_NAME.fullmatch(name):
+        raise UserError(f"{root}.name", name, allowed="1-100 letters, digits, '_', '.', '-' (it names the MLflow "
+                        "experiment and a folder)")
+    description = space.get("description") or ""
+    if not isinstance(description, str):
+        raise UserError(f"{root}.description", description, allowed="a string")
+    shared = _mapping(space.get("shared") or {}, f"{root}.shared", "a mapping with keys " + ", ".join(TOP_LEVEL_KEYS))
     _check_keys(shared, TOP_LEVEL_KEYS, f"{root}.shared")
-    families = space.get("families")
-    if not isinstance(families, list) or not families:
-        raise UserError(f"{root}.families", families, allowed="a non-empty list of families")
-    constraints = _parse_constraints(space.get("constraints") or [], f"{root}.constraints")
+    raw_families = space.get("families")
+    if not isinstance(raw_families, list) or not raw_families:
+        raise UserError(f"{root}.families", raw_families, allowed="a non-empty list of families")
 
-    seen_names: set[str] = set()
-    variants: dict[str, Variant] = {}
-    raw_points: list[tuple[str, dict, str]] = []
-    for index, family in enumerate(families):
+    families: list[Family] = []
+    for index, raw_family in enumerate(raw_families):
         where = f"{root}.families[{index}]"
-        family = _mapping(family, where)
-        _check_keys(family, FAMILY_KEYS, where)
-        group = family.get("name")
-        if not isinstance(group, str) or not group:
-            raise UserError(f"{where}.name", group, allowed="a non-empty string")
-        if group in seen_names:
-            raise UserError(f"{where}.name", group, reason="duplicate family name", allowed="unique names")
-        seen_names.add(group)
-        merged = _merge(shared, family)
-        for point in _grid(merged, where):
-            raw_points.append((group, point, where))
-        if len(raw_points) > MAX_VARIANTS:
-            raise UserError(f"{where}", group, reason=f"the grid has more than {MAX_VARIANTS} points",
-                            allowed="smaller grids")
+        family = _parse_family(raw_family, shared, where, f"{root}.shared")
+        if any(other.name == family.name for other in families):
+            raise UserError(f"{where}.name", family.name, reason="duplicate family name",
+                            allowed="a name not used by another family")
+        families.append(family)
+    total = sum(f.size for f in families)
+    if total > MAX_VARIANTS:
+        raise UserError(f"{root}.families", f"{total} grid points", allowed=f"at most {MAX_VARIANTS} grid points")
 
-    _check_constraint_keys(constraints, [p for _, p, _ in raw_points])
-    for group, point, where in raw_points:
-        if not all(c.allows_spec(point) for c in constraints):
-            continue
-        try:
-            spec = parse_spec(point)
-        except SpecError as err:
-            raise UserError(f"{where}.{err.key}", err.value, allowed=err.allowed,
-                            reason=f"in variant {_describe(point)}") from None
-        canonical = spec.to_dict()
-        variant = Variant.from_canonical(canonical, spec.family, group)
-        variants.setdefault(variant.variant_id, variant)
+    constraints = _parse_constraints(space.get("constraints"), f"{root}.constraints")
+    for rule in constraints:
+        _check_constraint_applies(rule, families)
+    for family in families:
+        for rule in family.constraints:
+            _check_constraint_applies(rule, [family])
+    return SearchSpace(name, description, tuple(families), tuple(constraints), root)
 
-    result = list(variants.values())
-    cost_constraints = [c for c in constraints if c.key in COST_KEYS]
-    if cost_constraints:
-        cost_fn = costs or _default_costs
-        result = [v for v in result if all(c.allows_cost(cost_fn(v.spec)) for c in cost_constraints)]
-    if not result:
-        raise UserError(f"{root}.constraints", None, reason="no variant satisfies every constraint",
-                        allowed="constraints that leave at least one variant")
+
+def _parse_family(raw: Any, shared: dict, where: str, shared_where: str) -> Family:
+    family = _mapping(raw, where, "a mapping with keys " + ", ".join(FAMILY_KEYS))
+    _check_keys(family, FAMILY_KEYS, where)
+    name = family.get("name")
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise UserError(f"{where}.name", name, allowed="a non-empty one-line string")
+
+    axes: list[Axis] = []
+    m_where = where if "M" in family else shared_where if "M" in shared else None
+    if m_where is not None:
+        m_raw = family["M"] if "M" in family else shared["M"]
+        axes.append(Axis(("M",), tuple(_grid(m_raw, f"{m_where}.M", _positive_int)), f"{m_where}.M"))
+    types = []
+    for kind in registry.KINDS:
+        ctype, knob_axes = _parse_component(kind, shared.get(kind), family.get(kind), where, shared_where)
+        types.append((kind, ctype))
+        axes.extend(knob_axes)
+    constraints = _parse_constraints(family.get("constraints"), f"{where}.constraints")
+    for axis in axes:
+        if len(axis.values) > MAX_VARIANTS:
+            raise UserError(axis.where, f"{len(axis.values)} values", allowed=f"at most {MAX_VARIANTS} values")
+    result = Family(name, where, tuple(types), tuple(axes), tuple(constraints))
+    if result.size > MAX_VARIANTS:
+        raise UserError(where, name, reason=f"its grid has {result.size} points", allowed=f"at most {MAX_VARIANTS}")
     return result
 
 
-# -- grids -------------------------------------------------------------------------------
-def _grid(family: dict, where: str) -> Iterable[dict]:
-    """Cartesian product of every grid axis in a merged family."""
-    axes: list[tuple[tuple[str, ...], list]] = []
-    base: dict = {}
-    axes.append((("M",), _axis(family.get("M", DEFAULT_M), int, f"{where}.M")))
-    for kind in registry.KINDS:
-        if kind not in family:
-            raise UserError(f"{where}.{kind}.type", None, allowed=", ".join(registry.names(kind)))
-        component = _mapping(family[kind], f"{where}.{kind}")
-        ctype = component.get("type")
-        if not isinstance(ctype, str) or ctype not in registry.names(kind):
-            raise UserError(f"{where}.{kind}.type", ctype, allowed=", ".join(registry.names(kind)))
-        cls = registry.component_class(kind, ctype)
-        hints = typing.get_type_hints(cls)
-        fields = registry.knobs(kind, ctype)
-        base[kind] = {"type": ctype}
-        for knob_name, value in component.items():
+def _parse_component(kind: str, shared_raw: Any, own_raw: Any, where: str, shared_where: str):
+    """(type, axes) of one kind: the family's mapping merged over the shared one."""
+    allowed_types = ", ".join(registry.names(kind))
+    shared_map = _component_mapping(shared_raw, f"{shared_where}.{kind}", kind) if shared_raw is not None else None
+    own_map = _component_mapping(own_raw, f"{where}.{kind}", kind) if own_raw is not None else None
+    if shared_map is None and own_map is None:
+        raise UserError(f"{where}.{kind}", None, reason="missing", allowed=f"{{type: <{allowed_types}>, knob: value...}}")
+
+    layers: list[tuple[dict, str]] = []  # lowest first
+    if shared_map is not None:
+        layers.append((shared_map, f"{shared_where}.{kind}"))
+    if own_map is not None:
+        if shared_map is not None and "type" in own_map and own_map["type"] != shared_map.get("type"):
+            layers = []  # another component type replaces the shared one and its knobs
+        layers.append((own_map, f"{where}.{kind}"))
+    ctype, type_where = None, None
+    for mapping, at in layers:
+        if "type" in mapping:
+            ctype, type_where = mapping["type"], at
+    if ctype is None:
+        raise UserError(f"{where}.{kind}.type", None, reason="missing", allowed=allowed_types)
+    if not isinstance(ctype, str) or ctype not in registry.names(kind):
+        raise UserError(f"{type_where}.type", ctype, allowed=allowed_types)
+
+    fields = registry.knobs(kind, ctype)
+    cls = registry.component_class(kind, ctype)
+    chosen: dict[str, tuple[Any, str]] = {}
+    for mapping, at in layers:
+        for knob_name, value in mapping.items():
             if knob_name == "type":
                 continue
             if knob_name not in fields:
-                raise UserError(f"{where}.{kind}.{knob_name}", value,
+                reason = "spaces cannot name Python objects" if knob_name == "_target_" else "unknown knob"
+                raise UserError(f"{at}.{knob_name}", value, reason=reason,
                                 allowed=f"knobs of {kind} {ctype!r}: {', '.join(fields) or 'none'}")
-            axes.append(((kind, knob_name), _axis(value, hints[knob_name], f"{where}.{kind}.{knob_name}")))
-    paths = [path for path, _ in axes]
-    for combo in itertools.product(*(values for _, values in axes)):
-        point = copy.deepcopy(base)
-        for path, value in zip(paths, combo):
-            target = point
-            for key in path[:-1]:
-                target = target[key]
-            target[path[-1]] = value
-        yield point
+            chosen[knob_name] = (value, f"{at}.{knob_name}")
+    axes = []
+    for knob_name in fields:  # field order, not YAML order: the same space enumerates the same way
+        if knob_name in chosen:
+            value, at = chosen[knob_name]
+            check = _knob_checker(cls, fields[knob_name])
+            axes.append(Axis((kind, knob_name), tuple(_grid(value, at, check, is_list=_is_list_knob(cls, knob_name))), at))
+    return ctype, axes
 
 
-def _axis(value: Any, hint: Any, key: str) -> list:
-    """The values one knob takes: a grid (list or range) or a single value."""
-    is_tuple_knob = typing.get_origin(hint) is tuple
-    if isinstance(value, dict):
-        return _range_or_values(value, key, is_tuple_knob)
-    if isinstance(value, list):
-        if not value:
-            raise UserError(key, value, reason="empty grid", allowed="at least one value")
-        if is_tuple_knob:
-            if all(isinstance(v, list) for v in value):
-                return value
-            if any(isinstance(v, list) for v in value):
-                raise UserError(key, value, allowed="a list of integers (one value) or a list of lists (a grid)")
-            return [value]
-        if any(isinstance(v, (list, dict)) for v in value):
-            raise UserError(key, value, allowed="a list of plain values")
-        return value
-    return [value]
+def _component_mapping(raw: Any, where: str, kind: str) -> dict:
+    if isinstance(raw, str):
+        return {"type": raw}  # `entropy: hyperprior`
+    return _mapping(raw, where, f"a component type ({', '.join(registry.names(kind))}) or a mapping with 'type'")
 
 
-def _range_or_values(value: dict, key: str, is_tuple_knob: bool) -> list:
-    if set(value) == {"values"}:
-        values = value["values"]
-        if not isinstance(values, list) or not values:
-            raise UserError(f"{key}.values", values, reason="empty grid", allowed="a non-empty list")
-        if is_tuple_knob and not all(isinstance(v, list) for v in values):
-            raise UserError(f"{key}.values", values, allowed="a list of lists (this knob's values are lists)")
-        return values
-    if set(value) - {"step"} == {"from", "to"}:
-        start, stop, step = value["from"], value["to"], value.get("step", 1)
-        for part, number in (("from", start), ("to", stop), ("step", step)):
-            if not isinstance(number, int) or isinstance(number, bool):
-                raise UserError(f"{key}.{part}", number, allowed="an integer")
-        if step <= 0:
-            raise UserError(f"{key}.step", step, allowed="a positive integer")
-        if stop < start:
-            raise UserError(f"{key}.to", stop, allowed=f"an integer >= from ({start})")
-        if (stop - start) // step + 1 > MAX_VARIANTS:
-            raise UserError(key, value, reason="range too long", allowed=f"at most {MAX_VARIANTS} values")
-        return list(range(start, stop + 1, step))
-    raise UserError(key, value, allowed="a value, a list of values, {values: [...]} or {from: a, to: b, step: s}")
+def _knob_checker(cls: type, knob_field) -> Callable[[Any, str], Any]:
+    def check(value: Any, key: str) -> Any:
+        try:
+            return registry.coerce_knob(cls, knob_field, value, key)
+        except SpecError as err:
+            raise UserError(key, value, allowed=err.allowed) from None
+
+    return check
 
 
-# -- constraints -------------------------------------------------------------------------
-class Constraint:
-    def __init__(self, kind: str, key: str, other: str | None, bound: float | None, where: str):
-        self.kind, self.key, self.other, self.bound, self.where = kind, key, other, bound, where
-
-    def allows_spec(self, point: dict) -> bool:
-        if self.key in COST_KEYS:
-            return True
-        value = _lookup(point, self.key)
-        if value is _MISSING:
-            return True  # the knob does not exist in this family: the constraint does not apply
-        if self.kind == "divisible":
-            divisor = _lookup(point, self.other) if isinstance(self.other, str) else self.other
-            if divisor is _MISSING:
-                return True
-            return _number(value) % _number(divisor) == 0 if _number(divisor) else False
-        return self._within(value)
-
-    def allows_cost(self, cost: dict) -> bool:
-        return self._within(cost[self.key])
-
-    def _within(self, value) -> bool:
-        values = value if isinstance(value, (list, tuple)) else [value]
-        if self.kind == "max":
-            return all(v <= self.bound for v in values)
-        return all(v >= self.bound for v in values)
+def _is_list_knob(cls: type, knob_name: str) -> bool:
+    return typing.get_origin(typing.get_type_hints(cls)[knob_name]) is tuple
 
 
+def _positive_int(value: Any, key: str) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise UserError(key, value, allowed="a positive integer")
+    return value
+
+
+# -- grids -----------------------------------------------------------------------------------
+def _grid(raw: Any, key: str, check: Callable[[Any, str], Any], *, is_list: bool = False) -> list:
+    """The checked values one knob takes: a single value, a list, {values: [...]} or {from, to, step}."""
+    if isinstance(raw, dict):
+        if "values" in raw:
+            _check_keys(raw, ("values",), key)
+            values = raw["values"]
+            if not isinstance(values, list):
+                raise UserError(f"{key}.values", values, allowed="a list")
+            if is_list and not all(isinstance(v, list) for v in values):
+                raise UserError(f"{key}.values", values, allowed="a list of lists (each value of this knob is a list)")
+            return _checked(values, f"{key}.values", check)
+        if set(raw) & set(RANGE_KEYS):
+            if is_list:
+                raise UserError(key, raw, allowed="a list of integers, or a list of such lists (no ranges: each "
+                                "value of this knob is a list)")
+            return _checked(_range(raw, key), key, check)
+        raise UserError(key, raw, allowed="a value, a list of values, {values: [...]} or {from: a, to: b, step: s}")
+    if isinstance(raw, list):
+        if is_list:
+            if raw and all(isinstance(v, list) for v in raw):
+                return _checked(raw, key, check)
+            if any(isinstance(v, (list, dict)) for v in raw):
+                raise UserError(key, raw, allowed="a list of integers (one value) or a list of such lists (a grid)")
+            return [check(raw, key)]
+        if any(isinstance(v, (list, dict)) for v in raw):
+            raise UserError(key, raw, allowed="a list of plain values (this knob's values are not lists)")
+        return _checked(raw, key, check)
+    return [check(raw, key)]
+
+
+def _checked(values: list, key: str, check) -> list:
+    if not values:
+        raise UserError(key, values, reason="empty grid", allowed="at least one value")
+    return [check(value, key) for value in values]
+
+
+def _range(raw: dict, key: str) -> list[int]:
+    _check_keys(raw, RANGE_KEYS, key)
+    for part in ("from", "to"):
+        if part not in raw:
+            raise UserError(f"{key}.{part}", None, reason="missing", allowed="an integer")
+    start, stop, step = raw["from"], raw["to"], raw.get("step", 1)
+    for part, number in (("from", start), ("to", stop), ("step", step)):
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise UserError(f"{key}.{part}", number, allowed="an integer")
+    if step <= 0:
+        raise UserError(f"{key}.step", step, allowed="a positive integer")
+    if stop < start:
+        raise UserError(f"{key}.to", stop, allowed=f"an integer >= from ({start})")
+    if (stop - start) // step + 1 > MAX_VARIANTS:
+        raise UserError(key, raw, reason="range too long", allowed=f"at most {MAX_VARIANTS} values")
+    return list(range(start, stop + 1, step))
+
+
+# -- constraints -----------------------------------------------------------------------------
+def _parse_constraints(raw: Any, where: str) -> list[Constraint]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise UserError(where, raw, allowed="a list of constraints")
+    shapes = "{divisible: [key, key or integer]}, {max: {key: k, value: v}}, {min: {key: k, value: v}}"
+    out = []
+    for index, item in enumerate(raw):
+        at = f"{where}[{index}]"
+        if not isinstance(item, dict) or len(item) != 1:
+            raise UserError(at, item, allowed="one of " + shapes)
+        (kind, body), = item.items()
+        if kind not in CONSTRAINT_KINDS:
+            reason = "spaces cannot name Python objects" if kind == "_target_" else "unknown constraint"
+            raise UserError(f"{at}.{kind}", body, reason=reason, allowed=", ".join(CONSTRAINT_KINDS))
+        if kind == "divisible":
+            ok = isinstance(body, list) and len(body) == 2 and isinstance(body[0], str) and (
+                isinstance(body[1], str) or (isinstance(body[1], int) and not isinstance(body[1], bool) and body[1] > 0))
+            if not ok:
+                raise UserError(f"{at}.divisible", body, allowed="[knob, knob or positive integer], e.g. [M, entropy.num_slices]")
+            out.append(Constraint(kind, body[0], body[1], f"{at}.divisible"))
+            continue
+        if not isinstance(body, dict):
+            raise UserError(f"{at}.{kind}", body, allowed="{key: <knob or cost>, value: <number>}")
+        _check_keys(body, ("key", "value"), f"{at}.{kind}")
+        if not isinstance(body.get("key"), str):
+            raise UserError(f"{at}.{kind}.key", body.get("key"), allowed="a knob path or " + ", ".join(COST_KEYS))
+        bound = body.get("value")
+        if isinstance(bound, str):
+            try:
+                bound = float(bound)  # YAML 1.1 reads 40e6 (no dot) as a string
+            except ValueError:
+                pass
+        if not isinstance(bound, (int, float)) or isinstance(bound, bool) or not math.isfinite(bound):
+            raise UserError(f"{at}.{kind}.value", body.get("value"), allowed="a finite number")
+        out.append(Constraint(kind, body["key"], bound, f"{at}.{kind}"))
+    return out
+
+
+def _check_constraint_applies(rule: Constraint, families: list[Family]) -> None:
+    """A key that no family has is a typo, not a filter that happens to pass everything."""
+    if rule.is_cost:
+        if rule.kind == "divisible":
+            raise UserError(rule.where, rule.describe(), reason="costs cannot be divisible",
+                            allowed="max or min for " + ", ".join(COST_KEYS))
+        return
+    templates = [family.template() for family in families]
+    for key, label in ((rule.key, "key"), (rule.bound, "divisor")):
+        if not isinstance(key, str):
+            continue
+        found = [_lookup(t, key) for t in templates if _lookup(t, key) is not _MISSING]
+        if not found:
+            raise UserError(rule.where, rule.describe(), reason=f"no family has the {label} {key!r}",
+                            allowed="a knob path such as M, transform.N, entropy.num_slices, or " + ", ".join(COST_KEYS))
+        if any(not isinstance(v, (int, float, list)) or isinstance(v, bool) for v in found):
+            raise UserError(rule.where, rule.describe(), reason=f"{key!r} is not a number", allowed="numeric knobs")
+        if label == "divisor" and any(isinstance(v, list) for v in found):
+            raise UserError(rule.where, rule.describe(), reason=f"{key!r} is a list", allowed="a single-number divisor")
+
+
+# -- helpers ---------------------------------------------------------------------------------
 _MISSING = object()
 
 
-def _lookup(point: dict, path: str):
-    node: Any = point
+def _lookup(values: dict, path: str):
+    node: Any = values
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
             return _MISSING
@@ -218,103 +514,27 @@ def _lookup(point: dict, path: str):
     return node
 
 
-def _number(value):
-    if isinstance(value, (list, tuple)):
-        raise TypeError
-    return value
+def _items(value) -> tuple:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
-def _parse_constraints(raw: Any, where: str) -> list[Constraint]:
-    if not isinstance(raw, list):
-        raise UserError(where, raw, allowed="a list of constraints")
-    out = []
-    for index, item in enumerate(raw):
-        at = f"{where}[{index}]"
-        if not isinstance(item, dict) or len(item) != 1:
-            raise UserError(at, item, allowed="one of " + ", ".join(f"{{{k}: ...}}" for k in CONSTRAINT_KINDS))
-        (kind, body), = item.items()
-        if kind not in CONSTRAINT_KINDS:
-            raise UserError(f"{at}.{kind}", body, allowed=", ".join(CONSTRAINT_KINDS))
-        if kind == "divisible":
-            if not (isinstance(body, list) and len(body) == 2 and isinstance(body[0], str)
-                    and (isinstance(body[1], str) or (isinstance(body[1], int) and body[1] > 0))):
-                raise UserError(f"{at}.divisible", body, allowed="[knob, knob or positive integer], e.g. [M, entropy.num_slices]")
-            out.append(Constraint(kind, body[0], body[1], None, at))
-            continue
-        if not isinstance(body, dict) or set(body) != {"key", "value"}:
-            raise UserError(f"{at}.{kind}", body, allowed="{key: <knob or cost>, value: <number>}")
-        bound = body["value"]
-        if isinstance(bound, str):
-            try:
-                bound = float(bound)  # YAML reads 40e6 as a string
-            except ValueError:
-                pass
-        if not isinstance(bound, (int, float)) or isinstance(bound, bool):
-            raise UserError(f"{at}.{kind}.value", body["value"], allowed="a number")
-        if not isinstance(body["key"], str):
-            raise UserError(f"{at}.{kind}.key", body["key"], allowed="a knob path or " + ", ".join(COST_KEYS))
-        out.append(Constraint(kind, body["key"], None, bound, at))
-    return out
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
-def _check_constraint_keys(constraints: list[Constraint], points: list[dict]) -> None:
-    for c in constraints:
-        for key, label in ((c.key, "key"), (c.other, "divisor")):
-            if not isinstance(key, str) or key in COST_KEYS:
-                continue
-            if not any(_lookup(p, key) is not _MISSING for p in points):
-                raise UserError(f"{c.where}.{c.kind}", key, reason=f"no variant has this {label}",
-                                allowed="a knob path such as M, transform.N, entropy.num_slices, or " + ", ".join(COST_KEYS))
-
-
-def _default_costs(spec: dict) -> dict[str, float]:
-    from sweep.plan import variant_costs
-
-    return variant_costs(spec)
-
-
-# -- helpers -----------------------------------------------------------------------------
-def _mapping(value: Any, key: str) -> dict:
+def _mapping(value: Any, key: str, allowed: str = "a mapping") -> dict:
     if not isinstance(value, dict):
-        raise UserError(key, value, allowed="a mapping")
+        raise UserError(key, value, allowed=allowed)
     return value
 
 
 def _check_keys(mapping: dict, allowed: tuple[str, ...], where: str) -> None:
     for key in mapping:
         if key not in allowed:
-            if key == "_target_":
-                raise UserError(f"{where}._target_", mapping[key], reason="spaces cannot name Python objects",
-                                allowed=", ".join(allowed))
-            raise UserError(f"{where}.{key}", mapping[key], allowed=", ".join(allowed))
+            reason = "spaces cannot name Python objects" if key == "_target_" else "unknown key"
+            raise UserError(f"{where}.{key}", mapping[key], reason=reason, allowed=", ".join(allowed))
 
 
-def _merge(shared: dict, family: dict) -> dict:
-    """A family's keys over the shared ones; a component of another type replaces the shared one."""
-    merged = copy.deepcopy({k: v for k, v in shared.items()})
-    for key, value in family.items():
-        if key == "name":
-            continue
-        if key in registry.KINDS and isinstance(value, dict) and isinstance(merged.get(key), dict):
-            if "type" in value and value["type"] != merged[key].get("type"):
-                merged[key] = copy.deepcopy(value)
-            else:
-                merged[key] = {**merged[key], **copy.deepcopy(value)}
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _describe(point: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in _flatten(point).items())
-
-
-def _flatten(node: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in node.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, path + "."))
-        else:
-            out[path] = value
-    return out
+def _describe(point: dict, family: Family) -> str:
+    """The knobs this family sweeps, at this point: `M=192, transform.N=128`."""
+    return ", ".join(f"{'.'.join(axis.path)}={_lookup(point, '.'.join(axis.path))}" for axis in family.axes)
