@@ -9,8 +9,10 @@ BD-rates through MLflow can be checked against the anchors.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from rdc import names
@@ -26,8 +28,8 @@ def devices() -> dict[str, str]:
 
 
 class RunLogger:
-    """Logs runs into a real MLflow store through the sweep's own writer (sweep.tracking), so
-    these tests read exactly what a sweep writes."""
+    """Logs runs into a real MLflow store with MlflowClient, with the tags, params and metrics a
+    sweep writes (names from rdc.names)."""
 
     def __init__(self, uri: str):
         from mlflow.tracking import MlflowClient
@@ -41,20 +43,25 @@ class RunLogger:
     def run(self, experiment_id: str, name: str, *, metrics: dict, family: str = "Conv/Hyperprior:Conv",
             variant_id: str | None = None, lmbda: float = 0.0125, status: str = "FINISHED",
             spec: dict | None = None, failure: str = "diverged") -> str:
-        from sweep.tracking import VariantRun
+        from mlflow.entities import Metric, Param, RunTag
 
         spec = spec or {"M": 192, "transform": {"type": "conv", "N": 128}, "entropy": {"type": "hyperprior"},
                         "hyper": {"type": "conv", "N": 128}}
-        variant = {"variant_id": variant_id or name, "family": family, "group": family, "label": name,
-                   "spec_json": json.dumps(spec, sort_keys=True)}
-        experiment = self.client.get_experiment(experiment_id).name
-        run = VariantRun(self.uri, experiment, "test", variant, {"lmbda": lmbda, "steps": 100}).open()
-        run.log_metrics([(0, metrics)])
-        if status == "FINISHED":
-            run.finish()
-        elif status == "FAILED":
-            run.fail(failure)
-        return run.run_id
+        tags = {names.TAG_VARIANT_ID: variant_id or name, names.TAG_FAMILY: family, names.TAG_SWEEP: "test",
+                names.TAG_TRAIN_CONFIG: f"cfg-{lmbda:g}"}
+        params = {names.SPEC_JSON_PARAM: json.dumps(spec, sort_keys=True),
+                  names.TRAIN_PARAM_PREFIX + "lmbda": lmbda, names.TRAIN_PARAM_PREFIX + "steps": 100}
+        params.update(pd.json_normalize(spec, sep=".").add_prefix(names.SPEC_PARAM_PREFIX).iloc[0].to_dict())
+        run_id = self.client.create_run(experiment_id, run_name=name).info.run_id
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                              params=[Param(k, str(v)) for k, v in params.items()],
+                              tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        if status == "FAILED":
+            self.client.set_tag(run_id, names.TAG_FAILURE, failure)
+        if status != "RUNNING":
+            self.client.set_terminated(run_id, status=status)
+        return run_id
 
 
 # name: (decode kFLOPs/px, rd_loss, family, decode ms on CPU, decode ms on GPU)
