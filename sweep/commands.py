@@ -1,15 +1,21 @@
 """`rdc sweep [overrides]`: validate everything, then train one trial per variant.
 
-Order matters: the config, the space and the image folders are all checked before Ray starts
-or MLflow is touched, so bad input leaves nothing behind.
+Order matters: the config, the space, the image folders, the tracking store and the cluster
+are all checked before the first MLflow write or trial, so bad input leaves nothing behind.
+MLflow is the record of what happened: variants already FINISHED there are skipped (unless
+force=true), and the end-of-sweep summary is read back from it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 
 from rdc.errors import UserError
+
+SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def parse_args(argv: list[str], prog: str, description: str) -> argparse.Namespace:
@@ -31,55 +37,98 @@ def main(argv: list[str] | None = None) -> int:
         print(OmegaConf.to_yaml(compose(args.overrides, args.config_dir)))
         return 0
     cfg = load_config(args.overrides, args.config_dir)
+    return run_sweep(cfg)
 
-    from jobs.data import load_images
-    from sweep.space import expand
-    from sweep.tracking import ensure_experiment, finished_variant_ids, train_config_id
 
-    variants = expand(cfg["search_space"])
-    load_images(cfg["data"]["train_dir"], split="train", key="data.train_dir")
-    load_images(cfg["data"]["eval_dir"], split="eval", key="data.eval_dir")
+def sweep_settings(cfg: dict) -> dict:
+    """The plain settings every trial receives: the config without the space, plus names."""
+    from sweep.trainable import FAULT_ENV, NonFiniteFault
 
     sweep_name = cfg["sweep_name"] or cfg["search_space"]["name"]
+    if not isinstance(sweep_name, str) or not SWEEP_NAME.match(sweep_name):
+        raise UserError("sweep_name", sweep_name,
+                        allowed="letters, digits, '.', '_' and '-' (a folder and MLflow experiment name), "
+                                "at most 100, not starting with '.', '_' or '-'")
     settings = {k: v for k, v in cfg.items() if k != "search_space"}
     settings["sweep_name"] = sweep_name
     settings["experiment"] = sweep_name
-    tracking = cfg["tracking"]
-
-    ensure_experiment(tracking["uri"], sweep_name, tracking.get("artifact_root"))
-    if cfg["force"]:
-        todo = variants
-    else:
-        finished = finished_variant_ids(tracking["uri"], sweep_name, sweep_name, train_config_id(cfg["train"]))
-        todo = [v for v in variants if v.variant_id not in finished]
-    print(f"sweep {sweep_name!r}: {len(variants)} variants, {len(variants) - len(todo)} already finished, "
-          f"{len(todo)} to train; MLflow {tracking['uri']}", flush=True)
-    if not todo:
-        return 0
-
-    from sweep.launch import run_trials, start_ray, stop_ray
-
-    start_ray(cfg["cluster"])
-    try:
-        results = run_trials(todo, settings)
-    finally:
-        stop_ray()
-    return _summarise(results)
+    fault = os.environ.get(FAULT_ENV)
+    if fault:
+        NonFiniteFault.parse(fault)
+        print(f"rdc sweep: fault injection on: {FAULT_ENV}={fault} (for tests and drills)", file=sys.stderr, flush=True)
+        settings["fault_nonfinite"] = fault
+    return settings
 
 
-def _summarise(results) -> int:
-    failed = []
+def run_sweep(cfg: dict) -> int:
+    from jobs.data import load_images
+    from sweep import launch, tracking
+    from sweep.space import expand
+
+    if cfg["resume"] and cfg["force"]:
+        raise UserError("force", True, reason="resume=true continues the interrupted sweep as it was launched",
+                        allowed="force=true or resume=true, not both")
+    launch.check_cluster(cfg["cluster"])
+    settings = sweep_settings(cfg)
+    variants = expand(cfg["search_space"])
+    load_images(cfg["data"]["train_dir"], split="train", key="data.train_dir")
+    load_images(cfg["data"]["eval_dir"], split="eval", key="data.eval_dir")
+    uri = cfg["tracking"]["uri"]
+    tracking.check_store(uri)
+    name = settings["sweep_name"]
+    config_id = tracking.train_config_id(cfg["train"], cfg["data"]["train_dir"])
+
+    launch.configure_ray_import(cfg["cluster"])
+    with launch.sweep_lock(settings):
+        if cfg["resume"]:
+            statuses = launch.check_resumable(settings)
+            launched = list(statuses)
+            print(f"sweep {name!r}: resuming {sum(s in launch.UNFINISHED for s in statuses.values())} unfinished "
+                  f"of {len(statuses)} trials; MLflow {uri}", flush=True)
+        else:
+            finished = set() if cfg["force"] else tracking.finished_variant_ids(uri, name, name, config_id)
+            todo = [v for v in variants if v.variant_id not in finished]
+            launched = [v.variant_id for v in todo]
+            print(f"sweep {name!r}: {len(variants)} variants, {len(variants) - len(todo)} already finished, "
+                  f"{len(todo)} to train; MLflow {uri}", flush=True)
+            if not todo:
+                return 0
+            launch.prepare_fresh(settings)
+
+        launch.start_ray(cfg["cluster"])
+        try:
+            launch.check_capacity(cfg["cluster"])
+            if cfg["cluster"]["mode"] != "local":
+                launch.check_nodes_reach(uri)
+            tracking.ensure_experiment(uri, name, cfg["tracking"].get("artifact_root"))
+            if cfg["force"]:
+                tracking.discard_runs(uri, name, name, config_id, set(launched))
+            results = launch.restore_trials(settings) if cfg["resume"] else launch.run_trials(todo, settings)
+        finally:
+            launch.stop_ray()
+    return summarise(results, launched, uri, name, config_id)
+
+
+def summarise(results, launched: list[str], uri: str, name: str, config_id: str) -> int:
+    """Print what became of every variant of this launch, from MLflow; 1 if any failed."""
+    from sweep import tracking
+
+    labels = {}
     for result in results:
         variant = result.config["variant"]
-        last = result.metrics or {}
-        if result.error is not None:
-            failed.append((variant, _last_line(result.error)))
-        elif last.get("failed"):
-            failed.append((variant, last["failed"]))
-    total = len(results)
+        labels[variant["variant_id"]] = f"{variant['family']} {variant['label']}"
+        if result.error is not None:  # Ray gave up on the trial: its run must not stay RUNNING
+            tracking.mark_failed(uri, name, name, config_id, variant["variant_id"], "trial error: " + _last_line(result.error))
+    states = tracking.outcomes(uri, name, name, config_id)
+    failed = []
+    for variant_id in launched:
+        status, reason = states.get(variant_id, ("NO RUN", "the trial never opened its MLflow run"))
+        if status != "FINISHED":
+            failed.append((variant_id, reason or status))
+    total = len(launched)
     print(f"finished {total - len(failed)}/{total} variants", flush=True)
-    for variant, reason in failed:
-        print(f"  failed {variant['variant_id']} {variant['family']} {variant['label']}: {reason}", flush=True)
+    for variant_id, reason in failed:
+        print(f"  failed {variant_id} {labels.get(variant_id, '')}: {reason}", flush=True)
     return 1 if failed else 0
 
 

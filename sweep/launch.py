@@ -1,28 +1,97 @@
-"""Ray: start (or join) the cluster and run one Tune trial per variant."""
+"""Ray: start or join the cluster, check it can run the sweep, and run (or restore) one Tune
+trial per variant.
+
+Two modes (conf/cluster/*.yaml): `local` starts a private Ray instance on 127.0.0.1;
+`ray` joins a running cluster (`cluster.address`: auto, host:port of the head, or ray://).
+Before any trial starts on a cluster, every node must be able to reach the tracking store and
+import this package, and some node must be large enough for one trial: otherwise the sweep
+would hang pending or fail trial by trial, hours later.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import json
+import math
 import os
+import re
+import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
+from rdc.errors import UserError
 from sweep.variant import Variant
 
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+DEFAULT_MAX_FAILURES = 3  # retries of a trial from its latest checkpoint (cluster.max_failures)
+CHECKPOINTS_KEPT = 2  # the latest, and one more in case the latest was cut short
+PREFLIGHT_TIMEOUT_S = 120.0
+ADDRESS = re.compile(r"^(auto|ray://[^\s/:]+:\d{1,5}|[^\s/:]+:\d{1,5})$")
+UNFINISHED = ("PENDING", "RUNNING", "PAUSED")
+
+
+# -- configuration checks (before anything starts) -----------------------------------------
+def check_cluster(cluster: dict) -> None:
+    """UserError for a cluster config that cannot work; nothing is started."""
+    mode = cluster["mode"]
+    if cluster["trial_cpus"] <= 0:
+        raise UserError("cluster.trial_cpus", cluster["trial_cpus"], allowed="a positive number")
+    gpus = cluster["trial_gpus"]
+    if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+        raise UserError("cluster.trial_gpus", gpus, allowed="0, a fraction below 1 (GPU packing) or a whole number")
+    if cluster["max_concurrent_trials"] < 0:
+        raise UserError("cluster.max_concurrent_trials", cluster["max_concurrent_trials"],
+                        allowed="0 (as many as resources allow) or a positive integer")
+    if max_failures(cluster) < 0:
+        raise UserError("cluster.max_failures", max_failures(cluster), allowed="0 or a positive integer")
+    if mode == "local":
+        if cluster["address"]:
+            raise UserError("cluster.address", cluster["address"], reason="only for cluster=ray",
+                            allowed="null with the local cluster")
+        for key in ("num_cpus", "num_gpus"):
+            if cluster[key] is not None and cluster[key] < 0:
+                raise UserError(f"cluster.{key}", cluster[key], allowed="null (all of this machine's) or a count >= 0")
+        if cluster["num_cpus"] is not None and cluster["trial_cpus"] > cluster["num_cpus"]:
+            raise UserError("cluster.trial_cpus", cluster["trial_cpus"],
+                            allowed=f"at most cluster.num_cpus ({cluster['num_cpus']})")
+        return
+    for key in ("num_cpus", "num_gpus"):
+        if cluster[key] is not None:
+            raise UserError(f"cluster.{key}", cluster[key], reason="only for cluster=local",
+                            allowed="null: a cluster's nodes declare their own (ray start --num-cpus/--num-gpus)")
+    address = cluster["address"] or "auto"
+    if not ADDRESS.match(address):
+        raise UserError("cluster.address", address, allowed="auto, <head host>:<port> or ray://<head host>:<port>")
+
+
+def max_failures(cluster: dict) -> int:
+    return int(cluster.get("max_failures", DEFAULT_MAX_FAILURES))
+
+
+# -- Ray ------------------------------------------------------------------------------------
+def configure_ray_import(cluster: dict) -> None:
+    """Set what Ray reads when it is first imported; call before anything imports ray.
+
+    Local: keep every Ray process on 127.0.0.1 (a laptop's sweep opens no port to its network).
+    Cluster: the driver must find its own node by the address it reaches the head with.
+    """
+    wanted = "0" if cluster["mode"] == "local" else "1"
+    if "ray" in sys.modules and os.environ.get(LOOPBACK_ENV, "1") != wanted:
+        raise RuntimeError(f"ray was imported before {LOOPBACK_ENV} was set for cluster.mode={cluster['mode']}")
+    os.environ[LOOPBACK_ENV] = wanted
 
 
 def start_ray(cluster: dict) -> None:
-    if cluster["mode"] == "local":
-        # Keep every Ray process on 127.0.0.1: a laptop's sweep opens no port to its network.
-        # Ray reads this when it is imported, so nothing may import ray before this point.
-        if "ray" in sys.modules and os.environ.get(LOOPBACK_ENV) != "0":
-            raise RuntimeError("ray was imported before the local instance was configured for loopback")
-        os.environ[LOOPBACK_ENV] = "0"
+    """Start the local instance, or connect to the cluster; UserError if it cannot be reached."""
+    local = cluster["mode"] == "local"
+    configure_ray_import(cluster)
     import ray
 
     if ray.is_initialized():
         return
-    if cluster["mode"] == "local":
+    if local:
         ray.init(
             address="local",
             num_cpus=cluster["num_cpus"],
@@ -32,8 +101,21 @@ def start_ray(cluster: dict) -> None:
             log_to_driver=False,
             logging_level="WARNING",
         )
-    else:
-        ray.init(address=cluster["address"] or "auto", log_to_driver=False, logging_level="WARNING")
+        return
+    address = cluster["address"] or "auto"
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+    except Exception as err:  # noqa: BLE001 - Ray raises many types for an unreachable or locked cluster
+        raise UserError("cluster.address", address, reason=_connect_reason(err),
+                        allowed="the address of a running Ray head (ray start --head)") from None
+
+
+def _connect_reason(err: Exception) -> str:
+    text = " ".join(str(err).split())
+    if "uthentic" in text or "token" in text.lower():
+        return ("token authentication failed: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH to the "
+                "cluster's token file (docs/cluster.md)")
+    return f"cannot connect ({type(err).__name__}: {text[:200]})"
 
 
 def stop_ray() -> None:
@@ -43,38 +125,228 @@ def stop_ray() -> None:
         ray.shutdown()
 
 
+def check_capacity(cluster: dict) -> None:
+    """UserError unless some alive node can hold one trial (Tune would wait forever otherwise)."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    largest_cpus = max((r.get("CPU", 0) for r in nodes), default=0)
+    largest_gpus = max((r.get("GPU", 0) for r in nodes), default=0)
+    if not any(r.get("CPU", 0) >= cluster["trial_cpus"] for r in nodes):
+        raise UserError("cluster.trial_cpus", cluster["trial_cpus"], reason="no node has that many CPUs",
+                        allowed=f"at most {largest_cpus:g} (the largest node)")
+    if not any(r.get("CPU", 0) >= cluster["trial_cpus"] and r.get("GPU", 0) >= cluster["trial_gpus"] for r in nodes):
+        raise UserError("cluster.trial_gpus", cluster["trial_gpus"],
+                        reason=f"no node has that many GPUs beside {cluster['trial_cpus']:g} CPUs",
+                        allowed=f"at most {largest_gpus:g} (the most any node has)")
+
+
+def check_nodes_reach(tracking_uri: str) -> None:
+    """UserError unless every alive node can import rdc-sweep and reach the tracking store.
+
+    Workers must never depend on something only the driver has: a relative path, the driver's
+    loopback, a package installed only on the head.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0, max_retries=0)(_probe_tracking)
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    pending = {
+        probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(tracking_uri):
+        n["NodeManagerAddress"]
+        for n in nodes
+    }
+    ready, not_ready = ray.wait(list(pending), num_returns=len(pending), timeout=PREFLIGHT_TIMEOUT_S)
+    if not_ready:
+        hosts = ", ".join(sorted(pending[ref] for ref in not_ready))
+        raise UserError("cluster.address", None, reason=f"node(s) {hosts} did not answer a probe within {PREFLIGHT_TIMEOUT_S:.0f}s")
+    for ref in ready:
+        try:
+            problem = ray.get(ref)
+        except Exception as err:  # noqa: BLE001 - the probe could not even run there
+            problem = f"cannot run rdc-sweep code ({_last_line(err)}); install it on every node"
+        if problem:
+            raise UserError("tracking.uri", tracking_uri, reason=f"from node {pending[ref]}: {problem}",
+                            allowed="a store every node reaches (tracking=server with a host the nodes can route to)")
+
+
+def _probe_tracking(uri: str) -> str:
+    """Runs on one node: '' if the tracking store answers from there, else why not."""
+    from sweep.tracking import check_store
+
+    try:
+        check_store(uri)
+    except UserError as err:
+        return err.reason or str(err)
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri[len("sqlite:///"):]).parent
+        if not folder.is_dir():
+            return f"{folder} does not exist on this node (a sqlite store must be on storage every node shares)"
+    return ""
+
+
+# -- the experiment folder -------------------------------------------------------------------
+def experiment_path(settings: dict) -> Path:
+    storage = settings["cluster"].get("storage_path") or Path(settings["runs_dir"], "ray")
+    return Path(storage).expanduser().resolve() / settings["sweep_name"]
+
+
+@contextmanager
+def sweep_lock(settings: dict) -> Iterator[None]:
+    """One driver per sweep on this machine: a second would fight the first over every run."""
+    path = experiment_path(settings).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise UserError("sweep_name", settings["sweep_name"],
+                            reason=f"another rdc sweep is running this sweep (pid {handle.read().strip() or '?'})",
+                            allowed="wait for it, or another sweep_name") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def trial_statuses(settings: dict) -> dict[str, str] | None:
+    """variant_id -> Tune status of the experiment under experiment_path, or None if there is none."""
+    from ray import tune
+
+    path = experiment_path(settings)
+    if not path.is_dir() or not tune.Tuner.can_restore(str(path)):
+        return None
+    from ray.tune import ExperimentAnalysis
+
+    return {t.config["variant"]["variant_id"]: t.status for t in ExperimentAnalysis(str(path)).trials}
+
+
+def prepare_fresh(settings: dict) -> None:
+    """Before a new launch: refuse to bury an interrupted sweep; clear one whose trials all ended."""
+    statuses = trial_statuses(settings)
+    path = experiment_path(settings)
+    if statuses is not None:
+        unfinished = sum(s in UNFINISHED for s in statuses.values())
+        if unfinished:
+            raise UserError("resume", False,
+                            reason=f"sweep {settings['sweep_name']!r} was interrupted with {unfinished} trial(s) "
+                                   f"unfinished (state in {path})",
+                            allowed="resume=true to continue it, or delete that folder to start over")
+    if path.exists():
+        shutil.rmtree(path)  # every trial there ended; its results are in MLflow
+    _write_fingerprint(settings)
+
+
+def check_resumable(settings: dict) -> dict[str, str]:
+    """Statuses of the interrupted sweep to restore; UserError if there is none or it differs."""
+    statuses = trial_statuses(settings)
+    if statuses is None:
+        raise UserError("resume", True, reason=f"no sweep {settings['sweep_name']!r} to restore under "
+                                               f"{experiment_path(settings)}",
+                        allowed="resume=false to start it, or the sweep_name/runs_dir of the interrupted sweep")
+    saved = _read_fingerprint(settings)
+    for key, value in _fingerprint(settings).items():
+        if saved.get(key) != value:
+            raise UserError("resume", True, reason=f"the interrupted sweep ran with another {key} "
+                                                   f"({saved.get(key)!r}, now {value!r})",
+                            allowed="the same overrides as the interrupted sweep")
+    return statuses
+
+
+def _fingerprint(settings: dict) -> dict:
+    from sweep.tracking import train_config_id
+
+    return {"train_config_id": train_config_id(settings["train"], settings["data"]["train_dir"]),
+            "tracking.uri": settings["tracking"]["uri"], "sweep_name": settings["sweep_name"]}
+
+
+def _fingerprint_path(settings: dict) -> Path:
+    return experiment_path(settings).with_suffix(".sweep.json")
+
+
+def _write_fingerprint(settings: dict) -> None:
+    path = _fingerprint_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_fingerprint(settings), indent=2))
+
+
+def _read_fingerprint(settings: dict) -> dict:
+    try:
+        return json.loads(_fingerprint_path(settings).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+# -- trials -----------------------------------------------------------------------------------
+def _trainable(cluster: dict):
+    from ray import tune
+
+    from sweep.trainable import run_variant
+
+    return tune.with_resources(run_variant, {"cpu": cluster["trial_cpus"], "gpu": cluster["trial_gpus"]})
+
+
 def run_trials(variants: list[Variant], settings: dict):
     """Fit one trial per variant; returns Tune's ResultGrid."""
     from ray import tune
 
     from sweep.progress import ProgressPrinter
-    from sweep.trainable import run_variant
 
     cluster = settings["cluster"]
-    trainable = tune.with_resources(run_variant, {"cpu": cluster["trial_cpus"], "gpu": cluster["trial_gpus"]})
-    storage = Path(settings["runs_dir"], "ray").resolve()
-    name = settings["sweep_name"]
+    path = experiment_path(settings)
+    _quiet_tune()
     param_space = {
-        "variant": tune.grid_search([_variant_config(v) for v in variants]),
+        "variant": tune.grid_search([variant_config(v) for v in variants]),
         "settings": settings,
     }
     run_config = tune.RunConfig(
-        name=name,
-        storage_path=str(storage),
+        name=path.name,
+        storage_path=str(path.parent),
         verbose=0,
         callbacks=[ProgressPrinter(len(variants), settings["train"]["steps"])],
-        failure_config=tune.FailureConfig(max_failures=2),
+        failure_config=tune.FailureConfig(max_failures=max_failures(cluster)),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
     )
     tune_config = tune.TuneConfig(
         max_concurrent_trials=cluster["max_concurrent_trials"] or None,
-        trial_name_creator=lambda trial: trial.config["variant"]["variant_id"],
-        trial_dirname_creator=lambda trial: trial.config["variant"]["variant_id"],
+        # One process per concurrent slot, reused trial after trial: starting a fresh worker
+        # (torch, compressai, mlflow imports) costs seconds per trial otherwise.
+        reuse_actors=True,
+        trial_name_creator=_trial_name,
+        trial_dirname_creator=_trial_name,
     )
-    tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+    tuner = tune.Tuner(_trainable(cluster), param_space=param_space, tune_config=tune_config, run_config=run_config)
     return tuner.fit()
 
 
-def _variant_config(variant: Variant) -> dict:
+def restore_trials(settings: dict):
+    """Continue the interrupted sweep: finished trials stay finished, the others resume from
+    their latest checkpoint (errored ones too: resuming is the user's request to try again)."""
+    from ray import tune
+
+    _quiet_tune()
+    tuner = tune.Tuner.restore(str(experiment_path(settings)), trainable=_trainable(settings["cluster"]),
+                               resume_unfinished=True, resume_errored=True)
+    return tuner.fit()
+
+
+def _quiet_tune() -> None:
+    # Keeping CHECKPOINTS_KEPT forces a state snapshot whenever a trial checkpoints that often,
+    # which is what a driver crash needs; Tune warns about it each time on short test trials.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def _trial_name(trial) -> str:
+    return trial.config["variant"]["variant_id"]
+
+
+def variant_config(variant: Variant) -> dict:
     return {
         "variant_id": variant.variant_id,
         "family": variant.family,
@@ -82,3 +354,22 @@ def _variant_config(variant: Variant) -> dict:
         "spec_json": variant.spec_json,
         "label": variant.label(),
     }
+
+
+def slots(cluster: dict) -> int:
+    """How many trials can run at once on the cluster Ray is connected to (for progress and benches)."""
+    import ray
+
+    per_node = []
+    for node in (n for n in ray.nodes() if n["Alive"]):
+        cpus = math.floor(node["Resources"].get("CPU", 0) / cluster["trial_cpus"] + 1e-9)
+        if cluster["trial_gpus"] > 0:
+            cpus = min(cpus, math.floor(node["Resources"].get("GPU", 0) / cluster["trial_gpus"] + 1e-9))
+        per_node.append(cpus)
+    total = sum(per_node)
+    return min(total, cluster["max_concurrent_trials"]) if cluster["max_concurrent_trials"] else total
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(error).__name__)[:300]

@@ -1,4 +1,9 @@
-"""Progress lines on the driver while trials run (Tune's own tables are switched off)."""
+"""Progress lines on the driver while trials run (Tune's own tables are switched off).
+
+One line when a trial starts, at each checkpoint, when it is retried after a crash (with the
+step its checkpoint resumes from), and when it finishes, fails or errors. Tune pickles this
+callback with the experiment, so a restored sweep prints through it again.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,16 @@ class ProgressPrinter(Callback):
         self.done = 0
         self.started = time.monotonic()
 
+    def setup(self, **info):
+        # Runs again after Tuner.restore, with the state pickled at the interruption.
+        self.started = time.monotonic()
+        self.counted = False
+
+    def on_step_begin(self, iteration, trials, **info):
+        if not self.counted:  # after a restore, the trials that ended before it are done already
+            self.done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+            self.counted = True
+
     def _print(self, text: str) -> None:
         elapsed = time.monotonic() - self.started
         print(f"[{elapsed:6.0f}s {self.done}/{self.total} done] {text}", file=sys.stdout, flush=True)
@@ -29,14 +44,21 @@ class ProgressPrinter(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get("done") or result.get("failed"):
             return
-        loss = result.get("train_loss")
+        loss = result.get("train_loss", float("nan"))
         self._print(f"train  {self._name(trial)} step {result.get('step')}/{self.steps} loss {loss:.4f}")
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        step = (trial.last_result or {}).get("step", 0)
+        self._print(f"retry  {self._name(trial)} after a crash (attempt {trial.num_failures + 1}), "
+                    f"from its checkpoint at step {step}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.done += 1
         result = trial.last_result or {}
         if result.get("failed"):
             self._print(f"FAILED {self._name(trial)}: {result['failed']}")
+        elif result.get("skipped"):
+            self._print(f"done   {self._name(trial)} (had finished already; not trained again)")
         else:
             self._print(
                 f"done   {self._name(trial)} rd_loss {result.get('rd_loss', float('nan')):.4f} "
@@ -45,4 +67,4 @@ class ProgressPrinter(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.done += 1
-        self._print(f"ERROR  {self._name(trial)} (see {trial.local_path})")
+        self._print(f"ERROR  {self._name(trial)} gave up after {trial.num_failures} crash(es) (see {trial.local_path})")

@@ -2,8 +2,17 @@
 
 A variant's run is found again by its tags (sweep, variant_id, train_config_id) every time a
 trial starts, never kept in driver memory: a retried or restored trial reopens the same run,
-so MLflow holds exactly one run per variant per sweep. Metric steps already in the run's
-history are not logged again after a retry.
+so MLflow holds exactly one run per variant per sweep.
+
+Three rules keep the metric history exact through retries, restores and server restarts:
+- a step already in the history is never logged again (the trial resumes at a checkpoint that
+  may be older than what it logged before dying);
+- rows go out in whole steps, each batch built once and resent unchanged when a call fails, so
+  a request the server applied but never answered is deduplicated by MLflow (same key, step,
+  value and timestamp);
+- every attempt writes a fresh attempt id into the run; an older attempt (a worker cut off from
+  the cluster that comes back, a driver that was thought dead) finds the id changed and stops
+  before it writes anything.
 """
 
 from __future__ import annotations
@@ -11,12 +20,32 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from rdc import names
+from rdc.errors import UserError
 
-MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limits
 MAX_PARAMS_PER_BATCH = 100
+MAX_TAG_LENGTH = 5000
+RETRY_SECONDS = 300.0  # a tracking server restart or a locked sqlite file is waited out this long
+SERVER_SCHEMES = ("http://", "https://")
+
+# Tags of this module's contract that rdc/names.py does not define yet (see the report to the lead).
+TAG_GROUP = getattr(names, "TAG_GROUP", "group")
+TAG_ATTEMPT = getattr(names, "TAG_ATTEMPT", "attempt")
+
+# MLflow error codes that no amount of waiting fixes.
+_PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS",
+              "INVALID_STATE", "BAD_REQUEST", "PERMISSION_DENIED", "UNAUTHENTICATED", "ENDPOINT_NOT_FOUND"}
+
+T = TypeVar("T")
+
+
+class StaleAttempt(RuntimeError):
+    """A newer attempt of the same trial owns the run; this one must stop writing."""
 
 
 def _client(uri: str):
@@ -25,9 +54,60 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-def train_config_id(train_settings: dict) -> str:
-    """Same id <=> same training: the incremental-sweep key next to the variant id."""
-    text = json.dumps(train_settings, sort_keys=True, separators=(",", ":"))
+def _is_transient(err: Exception) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(err, MlflowException):
+        return err.error_code not in _PERMANENT
+    # sqlite's "database is locked" surfaces as SQLAlchemy's OperationalError when MLflow does not wrap it.
+    return isinstance(err, (ConnectionError, TimeoutError, OSError)) or type(err).__name__ == "OperationalError"
+
+
+def with_retries(call: Callable[[], T], *, what: str, deadline_s: float = RETRY_SECONDS) -> T:
+    """`call()`, retried with backoff while the store is unreachable or locked, up to `deadline_s`."""
+    give_up = time.monotonic() + deadline_s
+    delay = 0.5
+    while True:
+        try:
+            return call()
+        except Exception as err:  # noqa: BLE001 - classified just below
+            if not _is_transient(err) or time.monotonic() + delay > give_up:
+                raise
+            print(f"tracking: {what} failed ({type(err).__name__}); retrying in {delay:.1f}s", flush=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 15.0)
+
+
+def is_server_uri(uri: str) -> bool:
+    return uri.startswith(SERVER_SCHEMES)
+
+
+def check_store(uri: str, *, key: str = "tracking.uri", timeout_s: float = 10.0) -> None:
+    """UserError unless the tracking store at `uri` answers (servers: their /health endpoint)."""
+    if is_server_uri(uri):
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as response:
+                if response.status == 200:
+                    return
+                reason = f"the server answered HTTP {response.status}"
+        except (urllib.error.URLError, OSError) as err:
+            reason = f"no MLflow server answers there ({getattr(err, 'reason', err)})"
+        raise UserError(key, uri, reason=reason, allowed="a running MLflow server (make mlflow-server) or sqlite:///path")
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri[len("sqlite:///"):]).parent
+        if folder.exists() and not folder.is_dir():
+            raise UserError(key, uri, reason=f"{folder} is not a folder")
+
+
+def train_config_id(train_settings: dict, train_data: str | None = None) -> str:
+    """Same id <=> same training (settings and training images): the incremental-sweep key."""
+    identity = dict(train_settings)
+    if train_data:  # builtin photographs hash as before, so existing ids stay valid
+        identity["data.train_dir"] = train_data
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -36,6 +116,9 @@ def ensure_experiment(uri: str, name: str, artifact_root: str | None) -> str:
     client = _client(uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            raise UserError("sweep_name", name, reason="an MLflow experiment of this name was deleted",
+                            allowed="another sweep_name, or restore it (mlflow experiments restore)")
         return experiment.experiment_id
     location = None
     if artifact_root:
@@ -50,26 +133,11 @@ def ensure_experiment(uri: str, name: str, artifact_root: str | None) -> str:
         return experiment.experiment_id
 
 
-def _identity_filter(sweep: str, variant_id: str, config_id: str) -> str:
-    return (
-        f"tags.{names.TAG_SWEEP} = '{sweep}' and tags.{names.TAG_VARIANT_ID} = '{variant_id}'"
-        f" and tags.{names.TAG_TRAIN_CONFIG} = '{config_id}'"
-    )
-
-
-def finished_variant_ids(uri: str, experiment: str, sweep: str, config_id: str) -> set[str]:
-    """Variants of this sweep already FINISHED with this training config."""
-    client = _client(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return set()
-    runs = _search_all(
-        client,
-        exp.experiment_id,
-        f"tags.{names.TAG_SWEEP} = '{sweep}' and tags.{names.TAG_TRAIN_CONFIG} = '{config_id}'"
-        " and attributes.status = 'FINISHED'",
-    )
-    return {r.data.tags[names.TAG_VARIANT_ID] for r in runs}
+def _identity_filter(sweep: str, config_id: str, variant_id: str | None = None) -> str:
+    text = f"tags.{names.TAG_SWEEP} = '{sweep}' and tags.{names.TAG_TRAIN_CONFIG} = '{config_id}'"
+    if variant_id is not None:
+        text += f" and tags.{names.TAG_VARIANT_ID} = '{variant_id}'"
+    return text
 
 
 def _search_all(client, experiment_id: str, filter_string: str) -> list:
@@ -82,44 +150,114 @@ def _search_all(client, experiment_id: str, filter_string: str) -> list:
             return out
 
 
-class VariantRun:
-    """The one MLflow run of a variant within a sweep."""
+def _sweep_runs(uri: str, experiment: str, sweep: str, config_id: str) -> list:
+    client = _client(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    return _search_all(client, exp.experiment_id, _identity_filter(sweep, config_id))
 
-    def __init__(self, uri: str, experiment: str, sweep: str, variant: dict, train_settings: dict):
+
+def finished_variant_ids(uri: str, experiment: str, sweep: str, config_id: str) -> set[str]:
+    """Variants of this sweep already FINISHED with this training config."""
+    return {r.data.tags[names.TAG_VARIANT_ID] for r in _sweep_runs(uri, experiment, sweep, config_id)
+            if r.info.status == "FINISHED"}
+
+
+def discard_runs(uri: str, experiment: str, sweep: str, config_id: str, variant_ids: set[str]) -> int:
+    """Soft-delete the runs of these variants (force=true retrains them into fresh runs)."""
+    client = _client(uri)
+    count = 0
+    for run in _sweep_runs(uri, experiment, sweep, config_id):
+        if run.data.tags[names.TAG_VARIANT_ID] in variant_ids:
+            client.delete_run(run.info.run_id)  # recoverable: `mlflow runs restore`
+            count += 1
+    return count
+
+
+def outcomes(uri: str, experiment: str, sweep: str, config_id: str) -> dict[str, tuple[str, str]]:
+    """variant_id -> (run status, failure reason or "") of every run of this sweep."""
+    return {r.data.tags[names.TAG_VARIANT_ID]: (r.info.status, r.data.tags.get(names.TAG_FAILURE, ""))
+            for r in _sweep_runs(uri, experiment, sweep, config_id)}
+
+
+def mark_failed(uri: str, experiment: str, sweep: str, config_id: str, variant_id: str, reason: str) -> None:
+    """End a variant's run FAILED with `reason`, unless it already ended: for trials Ray gave up on."""
+    client = _client(uri)
+    for run in _sweep_runs(uri, experiment, sweep, config_id):
+        if run.data.tags[names.TAG_VARIANT_ID] == variant_id and run.info.status not in ("FINISHED", "FAILED"):
+            client.set_tag(run.info.run_id, names.TAG_FAILURE, reason[:MAX_TAG_LENGTH])
+            client.set_terminated(run.info.run_id, status="FAILED")
+
+
+class VariantRun:
+    """The one MLflow run of a variant within a sweep, as seen by one attempt of its trial."""
+
+    def __init__(self, uri: str, experiment: str, sweep: str, variant: dict, train_settings: dict,
+                 train_data: str | None = None):
         self.uri, self.experiment, self.sweep = uri, experiment, sweep
         self.variant, self.train_settings = variant, train_settings
-        self.config_id = train_config_id(train_settings)
+        self.config_id = train_config_id(train_settings, train_data)
         self.client = _client(uri)
         self.run_id: str | None = None
+        self.attempt = uuid.uuid4().hex
+        self.previous_status: str | None = None  # the run's status before this attempt opened it
 
-    def open(self, *, replace_finished: bool = False) -> "VariantRun":
+    # -- identity -------------------------------------------------------------------------
+    def open(self) -> "VariantRun":
+        """Find this variant's run (or create it) and take it over for this attempt.
+
+        A FINISHED run is left as it is (`finished` tells the caller not to train again).
+        """
+        return with_retries(self._open, what="opening the run")
+
+    def _open(self) -> "VariantRun":
         exp = self.client.get_experiment_by_name(self.experiment)
         if exp is None:
             raise RuntimeError(f"experiment {self.experiment!r} does not exist; the driver creates it")
-        runs = _search_all(self.client, exp.experiment_id,
-                           _identity_filter(self.sweep, self.variant["variant_id"], self.config_id))
-        runs.sort(key=lambda r: r.info.start_time)
-        if replace_finished:
-            for run in runs:
-                self.client.delete_run(run.info.run_id)
-            runs = []
-        if runs:
-            self.run_id = runs[0].info.run_id
-            for extra in runs[1:]:  # should not happen; keep one run per variant regardless
-                self.client.delete_run(extra.info.run_id)
-            self.client.update_run(self.run_id, status="RUNNING")
-            return self
-        tags = {
-            names.TAG_SWEEP: self.sweep,
-            names.TAG_VARIANT_ID: self.variant["variant_id"],
-            names.TAG_FAMILY: self.variant["family"],
-            names.TAG_TRAIN_CONFIG: self.config_id,
-            "group": self.variant["group"],
-        }
-        run = self.client.create_run(exp.experiment_id, tags=tags, run_name=self.variant["label"])
+        run = self._find(exp.experiment_id)
+        if run is None:
+            tags = {
+                names.TAG_SWEEP: self.sweep,
+                names.TAG_VARIANT_ID: self.variant["variant_id"],
+                names.TAG_FAMILY: self.variant["family"],
+                names.TAG_TRAIN_CONFIG: self.config_id,
+                TAG_GROUP: self.variant["group"],
+            }
+            self.client.create_run(exp.experiment_id, tags=tags, run_name=self.variant["label"])
+            run = self._find(exp.experiment_id)  # two racing creators agree on the oldest run
         self.run_id = run.info.run_id
-        self._log_params()
+        self.previous_status = run.info.status
+        if self.finished:
+            return self
+        if not run.data.params:
+            self._log_params()
+        if names.TAG_FAILURE in run.data.tags:  # a failure of an earlier launch no longer applies
+            self.client.delete_tag(self.run_id, names.TAG_FAILURE)
+        self.client.set_tag(self.run_id, TAG_ATTEMPT, self.attempt)
+        self.client.update_run(self.run_id, status="RUNNING")
         return self
+
+    def _find(self, experiment_id: str):
+        runs = _search_all(self.client, experiment_id,
+                           _identity_filter(self.sweep, self.config_id, self.variant["variant_id"]))
+        if not runs:
+            return None
+        runs.sort(key=lambda r: (r.info.start_time, r.info.run_id))
+        for extra in runs[1:]:  # only a create race leaves two; every racer keeps the same one
+            self.client.delete_run(extra.info.run_id)
+        return runs[0]
+
+    @property
+    def finished(self) -> bool:
+        return self.previous_status == "FINISHED"
+
+    def check_owner(self) -> None:
+        """StaleAttempt if a newer attempt has taken the run over since this one opened it."""
+        owner = with_retries(lambda: self.client.get_run(self.run_id).data.tags.get(TAG_ATTEMPT),
+                             what="checking the run's attempt")
+        if owner != self.attempt:
+            raise StaleAttempt(f"run {self.run_id} now belongs to attempt {owner}; this attempt ({self.attempt}) stops")
 
     def _log_params(self) -> None:
         from mlflow.entities import Param
@@ -131,33 +269,72 @@ class VariantRun:
         for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=items[start : start + MAX_PARAMS_PER_BATCH])
 
+    # -- metrics ----------------------------------------------------------------------------
     def last_step(self, metric: str) -> int:
-        history = self.client.get_metric_history(self.run_id, metric)
+        history = with_retries(lambda: self.client.get_metric_history(self.run_id, metric), what="reading history")
         return max((m.step for m in history), default=-1)
 
-    def log_metrics(self, rows: list[tuple[int, dict[str, float]]], *, skip_through: int = -1) -> None:
-        """Log (step, metrics) rows; steps <= skip_through are already in the history."""
+    def logged_metrics(self) -> dict[str, float]:
+        """The latest value of every metric the run holds."""
+        return dict(with_retries(lambda: self.client.get_run(self.run_id), what="reading the run").data.metrics)
+
+    def log_rows(self, rows: list[tuple[int, dict[str, float]]], *, skip_through: int = -1,
+                 deadline_s: float = RETRY_SECONDS) -> None:
+        """Log (step, metrics) rows in step order; steps <= skip_through are already in the history.
+
+        Raises StaleAttempt if a newer attempt owns the run, and the store's error if it stays
+        unreachable past `deadline_s` (the caller keeps the rows and tries again later).
+        """
         from mlflow.entities import Metric
 
+        rows = [(step, values) for step, values in rows if step > skip_through and values]
+        if not rows:
+            return
+        self.check_owner()
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for step, values in rows if step > skip_through for k, v in values.items()]
-        for start in range(0, len(items), MAX_METRICS_PER_BATCH):
-            self.client.log_batch(self.run_id, metrics=items[start : start + MAX_METRICS_PER_BATCH])
+        for batch in _whole_step_batches(rows):
+            items = [Metric(k, float(v), now, step) for step, values in batch for k, v in values.items()]
+            with_retries(lambda: self.client.log_batch(self.run_id, metrics=items), what="logging metrics",
+                         deadline_s=deadline_s)
 
+    def log_final(self, step: int, metrics: dict[str, float]) -> None:
+        """Log the final metrics once: keys the run already holds (an earlier attempt) are kept."""
+        present = self.logged_metrics()
+        self.log_rows([(step, {k: v for k, v in metrics.items() if k not in present})])
+
+    # -- tags, artifacts, status ------------------------------------------------------------
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        items = [RunTag(k, str(v)[:MAX_TAG_LENGTH]) for k, v in tags.items()]
+        with_retries(lambda: self.client.log_batch(self.run_id, tags=items), what="setting tags")
 
     def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_dir)
+        with_retries(lambda: self.client.log_artifact(self.run_id, str(path), artifact_dir), what="uploading an artifact")
 
     def finish(self) -> None:
-        self.client.set_terminated(self.run_id, status="FINISHED")
+        self.check_owner()
+        with_retries(lambda: self.client.set_terminated(self.run_id, status="FINISHED"), what="ending the run")
 
     def fail(self, reason: str) -> None:
-        self.set_tags({names.TAG_FAILURE: reason[:5000]})
-        self.client.set_terminated(self.run_id, status="FAILED")
+        self.check_owner()
+        self.set_tags({names.TAG_FAILURE: reason})
+        with_retries(lambda: self.client.set_terminated(self.run_id, status="FAILED"), what="ending the run")
+
+
+def _whole_step_batches(rows: list[tuple[int, dict]]) -> list[list[tuple[int, dict]]]:
+    """Rows grouped into log_batch calls that never split a step: a step is all there or absent."""
+    batches: list[list[tuple[int, dict]]] = [[]]
+    size = 0
+    for step, values in rows:
+        if len(values) > MAX_METRICS_PER_BATCH:
+            raise ValueError(f"step {step} has {len(values)} metrics; at most {MAX_METRICS_PER_BATCH} fit one batch")
+        if size + len(values) > MAX_METRICS_PER_BATCH:
+            batches.append([])
+            size = 0
+        batches[-1].append((step, values))
+        size += len(values)
+    return batches
 
 
 def _flatten(node: dict, prefix: str = "") -> dict:

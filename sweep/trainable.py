@@ -1,8 +1,12 @@
 """The Ray Tune trainable: glue between one trial and the plain jobs (train, evaluate, profile).
 
 Everything a trial needs arrives in its config as plain data (the variant and the resolved
-settings); the MLflow run is found by tags, checkpoints go through Tune, so a retried or
-restored trial continues where the last checkpoint left it.
+settings). The MLflow run is found by tags, checkpoints go through Tune, so a retried or
+restored trial continues where its last checkpoint left it. One invariant makes that safe:
+a checkpoint at step k is reported only after every metric up to step k is in MLflow, so a
+trial resumed from any checkpoint has lost nothing, and the steps it trains again are skipped
+when logged (they are already in the history, with the same values: training is a pure
+function of (seed, step)).
 """
 
 from __future__ import annotations
@@ -10,79 +14,169 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from ray import tune
 
 from jobs.data import RandomCrops, load_images
 from jobs.settings import TrainSettings
 from jobs.train import Trainer, TrainingDiverged
 from models import build
 from rdc import names
+from rdc.errors import UserError
 from sweep.measure import measure
 from sweep.tracking import VariantRun
 
 TRAINER_FILE = "trainer.pt"
+FLUSH_SECONDS = 30.0  # between checkpoints, buffered metrics still reach MLflow this often
+TAG_RESUMED_FROM = getattr(names, "TAG_RESUMED_FROM_STEP", "resumed_from_step")
+
+# Fault injection for tests and drills, never from YAML: the driver reads this environment
+# variable (commands.py) and ships it to the trials. "<variant id prefix>@<step>[:nan|:inf]"
+# poisons that variant's weights just before the step, so its loss really becomes non-finite
+# and the ordinary divergence path (TrainingDiverged -> FAILED run with a reason) runs.
+FAULT_ENV = "RDC_FAULT_NONFINITE"
+
+
+@dataclass(frozen=True)
+class NonFiniteFault:
+    variant_prefix: str
+    step: int
+    value: float
+
+    @classmethod
+    def parse(cls, text: str) -> "NonFiniteFault":
+        target, _, kind = text.partition(":")
+        prefix, _, step = target.partition("@")
+        kind = kind or "nan"
+        if not prefix or not step.isdigit() or kind not in ("nan", "inf"):
+            raise UserError(FAULT_ENV, text, allowed="<variant id prefix>@<step>[:nan|:inf], e.g. 3fa2@5:inf")
+        return cls(prefix, int(step), float(kind))
+
+    def applies(self, variant_id: str, step: int) -> bool:
+        return variant_id.startswith(self.variant_prefix) and step == self.step
+
+    def poison(self, model: torch.nn.Module) -> None:
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.fill_(self.value)
+
+
+class MetricBuffer:
+    """Training rows waiting for MLflow: flushed every FLUSH_SECONDS and before each checkpoint."""
+
+    def __init__(self, run: VariantRun, logged_through: int):
+        self.run, self.logged_through = run, logged_through
+        self.rows: list[tuple[int, dict]] = []
+        self.last_flush = time.monotonic()
+
+    def add(self, step: int, metrics: dict) -> None:
+        if step > self.logged_through:
+            self.rows.append((step, metrics))
+        if time.monotonic() - self.last_flush > FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Raises if MLflow stays unreachable; the rows stay buffered for the next try."""
+        self.run.log_rows(self.rows, skip_through=self.logged_through)
+        if self.rows:
+            self.logged_through = self.rows[-1][0]
+        self.rows.clear()
+        self.last_flush = time.monotonic()
 
 
 def run_variant(config: dict) -> None:
+    # Ray is imported here, not at the top: the driver imports this module's fault parser before
+    # it has told Ray (at import) which addresses to use.
+    from ray import tune
+
+    started = time.perf_counter()
     variant, settings = config["variant"], config["settings"]
     train = TrainSettings(**settings["train"])
-    threads = max(1, int(settings["cluster"]["trial_cpus"]))
-    torch.set_num_threads(threads)
+    torch.set_num_threads(max(1, int(settings["cluster"]["trial_cpus"])))
+    fault = NonFiniteFault.parse(settings["fault_nonfinite"]) if settings.get("fault_nonfinite") else None
 
     run = VariantRun(settings["tracking"]["uri"], settings["experiment"], settings["sweep_name"], variant,
-                     settings["train"]).open()
+                     settings["train"], settings["data"]["train_dir"]).open()
+    if run.finished:
+        # Finished before a restore or a driver crash caught up with it: never train twice.
+        final = run.logged_metrics()
+        tune.report({"step": int(final.get(names.TRAIN_STEPS, train.steps)), "done": True, "skipped": True,
+                     **_short(final)})
+        return
+
+    torch.manual_seed(train.seed)  # the initial weights too: a variant trains identically every time
     model = build(json.loads(variant["spec_json"]))
     crops = RandomCrops(load_images(settings["data"]["train_dir"], split="train", key="data.train_dir"),
                         train.crop, train.batch_size, train.seed)
     trainer = Trainer(model, train, crops)
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            trainer.load_state_dict(torch.load(Path(folder) / TRAINER_FILE, map_location="cpu", weights_only=True))
-    resumed_from = trainer.step
-    logged_through = run.last_step(names.TRAIN_LOSS)
+    resumed_from = _restore(trainer)
+    buffer = MetricBuffer(run, run.last_step(names.TRAIN_LOSS))
+    run.set_tags({TAG_RESUMED_FROM: resumed_from})
 
-    pending: list[tuple[int, dict]] = []
-    started = time.perf_counter()
+    train_started = time.perf_counter()
     try:
         while trainer.step < train.steps:
+            if fault is not None and fault.applies(variant["variant_id"], trainer.step):
+                fault.poison(model)
             metrics = trainer.train_step()
             step = trainer.step
             if step % train.log_every == 0 or step == train.steps:
-                pending.append((step, metrics))
-            if step % train.checkpoint_every == 0 and step < train.steps:
-                run.log_metrics(pending, skip_through=logged_through)
-                pending.clear()
-                with tempfile.TemporaryDirectory() as folder:
-                    trainer.save(Path(folder) / TRAINER_FILE)
-                    tune.report({"step": step, **_short(metrics)}, checkpoint=tune.Checkpoint.from_directory(folder))
+                buffer.add(step, metrics)
+            if step % train.checkpoint_every == 0 or step == train.steps:
+                buffer.flush()  # metrics first: a checkpoint never runs ahead of MLflow
+                _checkpoint(trainer, {"step": step, **_short(metrics)})
     except TrainingDiverged as err:
-        run.log_metrics(pending, skip_through=logged_through)
+        buffer.flush()
         run.fail(str(err))
         tune.report({"step": trainer.step, "failed": str(err)})
         return
-    run.log_metrics(pending, skip_through=logged_through)
-    train_seconds = time.perf_counter() - started
+    train_seconds = time.perf_counter() - train_started
 
     measured = measure(model, settings, train.lmbda)
     final = dict(measured.metrics)
     final[names.TRAIN_STEPS] = trainer.step
     final[names.TRAIN_SECONDS] = train_seconds
-    run.log_metrics([(trainer.step, final)])
-    run.set_tags({**measured.tags, "resumed_from_step": resumed_from})
+    run.log_final(trainer.step, final)
+    run.set_tags(measured.tags)
     with tempfile.TemporaryDirectory() as folder:
         for name, table in measured.tables.items():
             table.to_csv(Path(folder) / name, index=False)
             run.log_artifact(Path(folder) / name)
-        path = Path(folder) / "model.pt"
+        path = Path(folder) / names.MODEL_ARTIFACT
         torch.save({"spec": json.loads(variant["spec_json"]), "model": model.state_dict()}, path)
         run.log_artifact(path)
     run.finish()
-    tune.report({"step": trainer.step, "done": True, **final})
+    tune.report({"step": trainer.step, "done": True, "trial_seconds": time.perf_counter() - started,
+                 **_short(final)})
+
+
+def _restore(trainer: Trainer) -> int:
+    """Load the trial's latest checkpoint, if any; the step it resumes from (0: from scratch)."""
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as folder:
+        path = Path(folder) / TRAINER_FILE
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - torch raises several types for damaged files
+            raise RuntimeError(f"checkpoint {path} is not readable ({type(err).__name__}: {err})") from None
+    trainer.load_state_dict(state)
+    return trainer.step
+
+
+def _checkpoint(trainer: Trainer, metrics: dict) -> None:
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as folder:
+        trainer.save(Path(folder) / TRAINER_FILE)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def _short(metrics: dict) -> dict:
+    # Tune flattens "/" into nested keys; keep its result names flat and readable.
     return {key.replace("/", "_"): value for key, value in metrics.items()}
