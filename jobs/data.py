@@ -1,8 +1,10 @@
 """Images for training and evaluation: a folder of PNG/JPEG files, or the photographs that ship
 inside the scikit-image wheel (so the demo needs nothing from the user).
 
-Images are RGB uint8 arrays (H, W, 3). Grey images are repeated to three channels and alpha
-is dropped, so any photograph a user points at works.
+Images are RGB uint8 arrays (H, W, 3). Grey images are repeated to three channels, alpha is
+dropped and 16-bit images keep their top 8 bits, so any photograph a user points at works.
+Files with other suffixes (checksums, READMEs) and hidden files are ignored; a file with an image
+suffix that does not decode is refused with one line naming it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from PIL import Image as PILImage, UnidentifiedImageError
 
 from rdc.errors import UserError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
+ALLOWED = "a folder of PNG/JPEG (or BMP, PPM, TIFF, WebP) images"
 
 # Real photographs inside scikit-image (no download). The two stereo halves of the motorcycle
 # scene would leak into each other, so only the left one is used.
@@ -50,22 +53,48 @@ def load_images(source: str | None, *, split: str, key: str) -> list[Image]:
 
 
 def load_folder(folder: Path, *, key: str) -> list[Image]:
+    """Every image of `folder` (sorted by file name), or the one image `folder` names."""
     folder = Path(folder).expanduser()
+    if folder.is_file():
+        if folder.suffix.lower() not in IMAGE_SUFFIXES:
+            raise UserError(key, str(folder), reason="not an image file", allowed=ALLOWED)
+        return [read_image(folder, key=key)]
     if not folder.is_dir():
-        raise UserError(key, str(folder), reason="not a folder", allowed="a folder of PNG/JPEG images")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        raise UserError(key, str(folder), reason="no such folder", allowed=ALLOWED)
+    files = sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
     if not files:
-        raise UserError(key, str(folder), reason="no PNG/JPEG images in this folder", allowed="a folder of PNG/JPEG images")
-    return [read_image(p, key=key) for p in files]
+        raise UserError(key, str(folder), reason="no images in this folder", allowed=ALLOWED)
+    stems = [p.stem for p in files]
+    images = []
+    for path in files:
+        image = read_image(path, key=key)
+        if stems.count(path.stem) > 1:  # a.png and a.jpg: keep names (and reconstruction files) apart
+            image = Image(path.name, image.pixels)
+        images.append(image)
+    return images
 
 
 def read_image(path: Path, *, key: str) -> Image:
     try:
         with PILImage.open(path) as img:
-            pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise UserError(key, str(path), reason=f"not a readable image ({type(err).__name__})", allowed="PNG or JPEG files") from None
+            img.load()
+            pixels = _pixels(img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise UserError(key, str(path), reason=f"not a readable image ({type(err).__name__})", allowed=ALLOWED) from None
+    if min(pixels.shape[:2]) < 1:
+        raise UserError(key, str(path), reason="the image has no pixels", allowed=ALLOWED)
     return Image(path.stem, pixels)
+
+
+def _pixels(img) -> np.ndarray:
+    if img.mode.startswith("I;16"):
+        # 16-bit grey: PIL's convert("RGB") would clip at 255; keep the 8 most significant bits.
+        wide = np.asarray(img, dtype=np.int64)
+        return _to_rgb(np.clip(wide >> 8, 0, 255).astype(np.uint8))
+    return np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy: torch.from_numpy shares it
 
 
 def _builtin(names: tuple[str, ...]) -> list[Image]:

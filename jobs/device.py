@@ -1,15 +1,23 @@
-"""Short, stable device names for metric names and tags: `cpu-<model>-<threads>t`, `cuda-<gpu>`.
+"""The device a measurement runs on: its short stable name, its clock, its thread count.
 
-The study's point is that runtime rankings change with the device, so every runtime we log
-says which device produced it.
+Names are `cpu-<model>-<threads>t` and `cuda-<gpu>` (e.g. `cpu-amd-epyc-1t`,
+`cuda-h100-80gb-hbm3`). The study's point is that runtime rankings change with the device, so
+every runtime we log says which device produced it; the names go into MLflow metric names,
+hence lower case, digits and '-' only (never '_', which separates a metric's parts).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 from functools import lru_cache
 
 import torch
+
+from rdc.errors import UserError
+
+DEVICE_KINDS = ("cpu", "cuda")
 
 
 def _slug(text: str) -> str:
@@ -33,7 +41,59 @@ def cpu_model() -> str:
 
 
 def device_name(device: str | torch.device = "cpu") -> str:
+    """The short stable name of `device`; on CPU it includes torch's current thread count."""
     device = torch.device(device)
     if device.type == "cuda":
         return f"cuda-{_slug(torch.cuda.get_device_name(device))}"
     return f"cpu-{cpu_model()}-{torch.get_num_threads()}t"
+
+
+def resolve_device(kind: str, *, key: str = "--device") -> torch.device:
+    """The torch device for a user's `cpu` / `cuda` (or `cuda:1`), refused if it is not here."""
+    if not isinstance(kind, str) or kind.split(":")[0] not in DEVICE_KINDS:
+        raise UserError(key, kind, allowed=", ".join(DEVICE_KINDS))
+    try:
+        device = torch.device(kind)
+    except RuntimeError:
+        raise UserError(key, kind, allowed="cpu, cuda, cuda:<index>") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(key, kind, reason="torch sees no CUDA device here", allowed="cpu")
+        index = device.index or 0
+        if index >= torch.cuda.device_count():
+            raise UserError(key, kind, reason=f"only {torch.cuda.device_count()} CUDA device(s)",
+                            allowed=", ".join(f"cuda:{i}" for i in range(torch.cuda.device_count())))
+        device = torch.device("cuda", index)
+    return device
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for every kernel queued on `device`: CUDA launches are asynchronous, so a clock read
+    without this measures the launch, not the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def clock(device: torch.device) -> float:
+    """Seconds on a monotonic clock, read after the device has finished its queued work."""
+    synchronize(device)
+    return time.perf_counter()
+
+
+@contextlib.contextmanager
+def pinned_threads(threads: int | None):
+    """Run with torch's intra-op thread count fixed at `threads` (None: leave it); restore after.
+
+    CPU runtimes scale with the thread count, which is why it is part of the device's name.
+    """
+    if threads is None:
+        yield torch.get_num_threads()
+        return
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise UserError("threads", threads, allowed="a positive integer")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)

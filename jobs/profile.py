@@ -1,21 +1,36 @@
-"""Cost of a model without training: parameters, decode FLOPs per pixel, decode time.
+"""What a model costs: parameters, FLOPs per pixel (decode and encode), and runtime on a device.
 
-FLOPs follow the study's convention: decode-only (g_s, h_s and every entropy-parameter
-network; entropy coding excluded), FLOPs = 2 x MACs, transposed convolutions at input
-resolution (torch's FlopCounterMode counts them so), per pixel of a reference image size.
-Counting runs on a copy of the model moved to the meta device, so no arithmetic is done.
+FLOPs follow the study's convention (REFERENCE.md): convolutions and matrix products only,
+FLOPs = 2 x MACs, transposed convolutions at input resolution (H_in * W_in * k^2 * C_in * C_out
+MACs), attention's QK^T and AV products counted; elementwise work (GDN's square, softmax,
+LayerNorm, activations) counts zero. Decode FLOPs are g_s + h_s + every entropy-parameter
+network a decoder runs, entropy coding excluded; encode FLOPs are everything `compress` runs.
+Counting is torch's FlopCounterMode on a weightless copy of the model on the meta device, fed
+latents of the shapes a height x width image gives, so no arithmetic is done (the fast path).
+
+Runtime follows the protocol the study asks for: batch 1, one image at a time, warm-up calls
+first, the device synchronised before every clock read, the median of the repeats and their
+coefficient of variation, CPU threads pinned and part of the device's name. Three stages are
+timed: decode from the real bitstream (entropy decoding included), the decode networks alone
+(no entropy coding, as in the study's Fig. 4) and encode to a real bitstream.
 """
 
 from __future__ import annotations
 
 import copy
+import gc
 import statistics
-import time
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-# Kodak's size: the study reports per-pixel costs on Kodak.
+from jobs.data import Image
+from jobs.device import device_name, pinned_threads, clock
+from rdc import names
+
+# Kodak's size: the study reports per-pixel costs on Kodak (512 x 768 = 393,216 pixels).
 REFERENCE_HEIGHT, REFERENCE_WIDTH = 512, 768
 
 
@@ -23,34 +38,229 @@ def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def decode_flops(model, height: int = REFERENCE_HEIGHT, width: int = REFERENCE_WIDTH) -> dict[str, float]:
-    """Decode FLOPs and MACs per pixel of a height x width image."""
-    meta_model = copy.deepcopy(model).to("meta").eval()
-    y_shape, z_shape = meta_model.latent_shapes(height, width)
-    y_hat = torch.zeros(y_shape, device="meta")
-    z_hat = torch.zeros(z_shape, device="meta")
-    counter = FlopCounterMode(display=False)
+# -- FLOPs -------------------------------------------------------------------------------------
+def _attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    # QK^T then AV, 2 FLOPs per multiply-add: the same as the bmm's the meta device decomposes to.
+    batch, heads, queries, dim = query_shape
+    keys, value_dim = key_shape[-2], value_shape[-1]
+    return 2 * batch * heads * queries * keys * (dim + value_dim)
+
+
+def _multi_head_attention_flops(query_shape, key_shape, value_shape, embed_dim, *args, out_shape=None, **kwargs) -> int:
+    # nn.MultiheadAttention's fused inference kernel (batch first): q, k, v and output
+    # projections, plus QK^T and AV over all heads together.
+    batch, queries, _ = query_shape
+    keys = key_shape[1]
+    projections = 2 * batch * embed_dim * embed_dim * (2 * queries + 2 * keys)
+    return projections + 2 * 2 * batch * queries * keys * embed_dim
+
+
+# torch registers formulas for the CUDA attention kernels only. On CPU (and under FakeTensorMode)
+# F.scaled_dot_product_attention and nn.MultiheadAttention's inference path dispatch to fused
+# kernels that would otherwise count 0; these formulas equal the meta device's decomposition.
+_EXTRA_FORMULAS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _attention_flops,
+    torch.ops.aten._native_multi_head_attention: _multi_head_attention_flops,
+}
+
+
+def count_flops(fn: Callable, *args, **kwargs) -> int:
+    """FLOPs (2 x MACs) of the convolutions and matrix products `fn(*args, **kwargs)` runs."""
+    counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS)
     with counter, torch.no_grad():
-        meta_model.decode_networks(y_hat, z_hat)
-    flops = counter.get_total_flops()
+        fn(*args, **kwargs)
+    return counter.get_total_flops()
+
+
+def on_meta(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` whose parameters and buffers live on the meta device (shapes only).
+
+    The copy never materialises the weights, so counting a 100M-parameter model costs no memory.
+    """
+    memo = {}
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        meta = torch.empty_like(tensor, device="meta")
+        memo[id(tensor)] = torch.nn.Parameter(meta, tensor.requires_grad) if isinstance(tensor, torch.nn.Parameter) else meta
+    return copy.deepcopy(model, memo).eval()
+
+
+def _per_pixel(flops: int, height: int, width: int) -> dict[str, float]:
     pixels = height * width
     return {"kflops_per_px": flops / pixels / 1e3, "kmacs_per_px": flops / 2 / pixels / 1e3}
 
 
-def _median_ms(fn, repeats: int, warmup: int) -> float:
+def decode_flops(model, height: int = REFERENCE_HEIGHT, width: int = REFERENCE_WIDTH) -> dict[str, float]:
+    """Decode FLOPs and MACs per pixel of a height x width image (kflops_per_px, kmacs_per_px)."""
+    meta_model = on_meta(model)
+    y_shape, z_shape = meta_model.latent_shapes(height, width)
+    y_hat = torch.zeros(y_shape, device="meta")
+    z_hat = torch.zeros(z_shape, device="meta")
+    return _per_pixel(count_flops(meta_model.decode_networks, y_hat, z_hat), height, width)
+
+
+def encode_flops(model, height: int = REFERENCE_HEIGHT, width: int = REFERENCE_WIDTH) -> dict[str, float]:
+    """Encode FLOPs and MACs per pixel: g_a, h_a, h_s and the entropy-parameter networks."""
+    meta_model = on_meta(model)
+    x = torch.zeros(1, 3, height, width, device="meta")
+    if hasattr(meta_model, "encode_networks"):
+        flops = count_flops(meta_model.encode_networks, x)
+    else:
+        flops = count_flops(_encode_networks, meta_model, x)
+    return _per_pixel(flops, height, width)
+
+
+def _encode_networks(model, x: torch.Tensor) -> None:
+    # Until every codec has encode_networks(x): the networks compress() runs, in its order.
+    y = model.g_a(model.pad(x))
+    z = model.latent.h_a(y)
+    model.latent.decode_networks(y, z)
+
+
+def flops_metrics(model, height: int = REFERENCE_HEIGHT, width: int = REFERENCE_WIDTH) -> dict[str, float]:
+    """Decode and encode cost per pixel under their rdc.names metric names."""
+    decode, encode = decode_flops(model, height, width), encode_flops(model, height, width)
+    return {
+        names.DECODE_KFLOPS_PER_PX: decode["kflops_per_px"],
+        names.DECODE_KMACS_PER_PX: decode["kmacs_per_px"],
+        names.ENCODE_KFLOPS_PER_PX: encode["kflops_per_px"],
+        names.ENCODE_KMACS_PER_PX: encode["kmacs_per_px"],
+    }
+
+
+# -- runtime -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RuntimeProtocol:
+    """How runtimes are measured. `threads`: torch's CPU threads while timing (None: as set)."""
+
+    warmup: int = 1
+    repeats: int = 5
+    threads: int | None = None
+
+    def __post_init__(self):
+        if self.warmup < 0 or self.repeats < 1:
+            raise ValueError(f"warmup >= 0 and repeats >= 1 required, got {self.warmup}, {self.repeats}")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Milliseconds of every timed repeat of one call."""
+
+    samples_ms: tuple[float, ...]
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.samples_ms)
+
+    @property
+    def cv(self) -> float:
+        """Sample stdev / mean of the repeats; NaN with a single repeat."""
+        if len(self.samples_ms) < 2:
+            return float("nan")
+        return statistics.stdev(self.samples_ms) / statistics.fmean(self.samples_ms)
+
+
+def time_call(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> Timing:
+    """Time `fn` `repeats` times after `warmup` untimed calls, synchronising `device` at each read."""
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()  # a collection inside one repeat would be charged to that repeat
+    try:
+        samples = []
+        for _ in range(repeats):
+            start = clock(device)
+            fn()
+            samples.append((clock(device) - start) * 1e3)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return Timing(tuple(samples))
 
 
-@torch.no_grad()
-def decode_ms(model, image: torch.Tensor, repeats: int = 5, warmup: int = 1) -> float:
-    """Median milliseconds to decode one image's real bitstream (entropy decoding included)."""
-    model.eval()
-    data = model.compress(image)[0]
-    return _median_ms(lambda: model.decompress(data), repeats, warmup)
+@dataclass
+class ImageRuntime:
+    name: str
+    height: int
+    width: int
+    timings: dict[str, Timing]  # stage (names.RUNTIME_STAGES) -> timing
+
+    @property
+    def num_pixels(self) -> int:
+        return self.height * self.width
+
+
+@dataclass
+class RuntimeProfile:
+    """Runtimes of one model on one device over a set of images."""
+
+    device: str  # jobs.device.device_name while timing (threads included)
+    protocol: RuntimeProtocol
+    images: list[ImageRuntime] = field(default_factory=list)
+
+    def summary(self, stage: str) -> dict[str, float]:
+        medians = [im.timings[stage].median_ms for im in self.images]
+        pixels = sum(im.num_pixels for im in self.images)
+        return {
+            names.MS: statistics.fmean(medians),
+            names.MPS: pixels / (sum(medians) / 1e3) / 1e6,
+            names.CV: statistics.fmean(im.timings[stage].cv for im in self.images),
+        }
+
+    def metrics(self, device: str | None = None) -> dict[str, float]:
+        """Every runtime metric, named for `device` (default: the device measured)."""
+        device = device or self.device
+        return {
+            names.runtime_metric(stage, stat, device): value
+            for stage in names.RUNTIME_STAGES
+            for stat, value in self.summary(stage).items()
+        }
+
+    def describe(self, images: str) -> str:
+        """One line for the protocol tag: enough to tell whether two measurements compare."""
+        p = self.protocol
+        text = (f"batch=1 warmup={p.warmup} repeats={p.repeats} images={images}:{len(self.images)} "
+                f"clock=perf_counter+sync torch={torch.__version__}")
+        if self.device.startswith("cuda"):
+            text += f" cudnn_benchmark={torch.backends.cudnn.benchmark} tf32={torch.backends.cuda.matmul.allow_tf32}"
+        return text
+
+    def table(self):
+        """Per image and stage: median, cv and every repeat (a CSV artifact of the run)."""
+        import pandas as pd
+
+        rows = [
+            {"image": im.name, "height": im.height, "width": im.width, "stage": stage,
+             "median_ms": t.median_ms, "cv": t.cv, "samples_ms": " ".join(f"{s:.4f}" for s in t.samples_ms)}
+            for im in self.images for stage, t in im.timings.items()
+        ]
+        return pd.DataFrame(rows)
+
+
+@torch.inference_mode()
+def profile_runtime(model, images: list[Image], device: torch.device, protocol: RuntimeProtocol) -> RuntimeProfile:
+    """Time decode (with and without entropy coding) and encode of every image, batch 1.
+
+    The model must have its entropy-coder tables (`model.update()`); it is moved to `device`.
+    """
+    if not images:
+        raise ValueError("no images to profile")
+    model = model.to(device).eval()
+    with pinned_threads(protocol.threads):
+        profile = RuntimeProfile(device_name(device), protocol)
+        for image in images:
+            x = image.tensor().to(device)
+            data = model.compress(x)[0]
+            decoded = model.decompress(data)
+            y_hat, z_hat = decoded["y_hat"], decoded["z_hat"]  # what a decoder holds before g_s
+
+            def time(fn):
+                return time_call(fn, device, protocol.warmup, protocol.repeats)
+
+            timings = {
+                names.ENCODE: time(lambda: model.compress(x)),
+                names.DECODE: time(lambda: model.decompress(data)),
+                names.DECODE_NETWORKS: time(lambda: model.decode_networks(y_hat, z_hat)),
+            }
+            profile.images.append(ImageRuntime(image.name, x.shape[-2], x.shape[-1], timings))
+    return profile

@@ -15,8 +15,8 @@ DECODE_KFLOPS_PER_PX = "decode_kflops_per_px"  # g_s + h_s + entropy-parameter n
 DECODE_KMACS_PER_PX = "decode_kmacs_per_px"
 ENCODE_KFLOPS_PER_PX = "encode_kflops_per_px"  # g_a + h_a + h_s + entropy-parameter nets
 ENCODE_KMACS_PER_PX = "encode_kmacs_per_px"
-MS_SSIM = "ms_ssim"  # linear, on 8-bit RGB reconstructions
-MS_SSIM_DB = "ms_ssim_db"  # -10 log10(1 - ms_ssim)
+MS_SSIM = "ms_ssim"  # linear, on 8-bit RGB reconstructions, averaged per image (needs sides > 160 px)
+MS_SSIM_DB = "ms_ssim_db"  # -10 log10(1 - ms_ssim) per image, then averaged
 
 # Training curves, logged with their step.
 TRAIN_LOSS = "train/loss"
@@ -27,26 +27,79 @@ TRAIN_STEPS = "train_steps"  # steps actually trained (final)
 TRAIN_SECONDS = "train_seconds"
 
 
-# Runtimes carry the device's short stable name (jobs.device.device_name), e.g.
-# decode_ms_cpu-amd-epyc-1t or decode_ms_cuda-h100-80gb-hbm3.
+# Runtimes carry the device's short stable name (jobs.device.device_name) at the end:
+# <stage>_<stat>_<device>, e.g. decode_ms_cpu-amd-epyc-1t or decode_networks_mps_cuda-h100-80gb-hbm3.
+# Device names never contain "_", so the device is everything after the stat.
+DECODE = "decode"  # bitstream -> image: entropy decoding, h_s, entropy-parameter nets, g_s
+DECODE_NETWORKS = "decode_networks"  # the same networks without entropy coding (the study's Fig. 4)
+ENCODE = "encode"  # image -> bitstream: g_a, h_a, h_s, entropy-parameter nets, entropy coding
+RUNTIME_STAGES = (DECODE, DECODE_NETWORKS, ENCODE)
+MS = "ms"  # mean over images of the per-image median milliseconds (batch 1, after warm-up)
+MPS = "mps"  # megapixels per second: all pixels / sum of the per-image medians
+CV = "cv"  # coefficient of variation (stdev / mean) of the repeats, mean over images
+RUNTIME_STATS = (MS, MPS, CV)
 DECODE_MS_PREFIX = "decode_ms_"
+
+
+def runtime_metric(stage: str, stat: str, device: str) -> str:
+    """The metric name of one runtime statistic of one stage on one device."""
+    if stage not in RUNTIME_STAGES or stat not in RUNTIME_STATS:
+        raise ValueError(f"unknown runtime metric {stage!r}/{stat!r}")
+    return f"{stage}_{stat}_{device}"
+
+
+def parse_runtime_metric(name: str) -> tuple[str, str, str] | None:
+    """(stage, stat, device) of a runtime metric name, or None for any other metric."""
+    for stage in sorted(RUNTIME_STAGES, key=len, reverse=True):  # decode_networks before decode
+        for stat in RUNTIME_STATS:
+            prefix = f"{stage}_{stat}_"
+            if name.startswith(prefix) and len(name) > len(prefix):
+                return stage, stat, name[len(prefix):]
+    return None
+
+
+def runtime_metrics(device: str) -> list[str]:
+    """Every runtime metric one profiling of `device` logs."""
+    return [runtime_metric(stage, stat, device) for stage in RUNTIME_STAGES for stat in RUNTIME_STATS]
 
 
 def decode_ms(device: str) -> str:
     """Median milliseconds per image to decode a real bitstream (entropy decoding included)."""
-    return f"{DECODE_MS_PREFIX}{device}"
+    return runtime_metric(DECODE, MS, device)
+
 
 # Tags: find a variant's run again, group runs into families and sweeps.
 TAG_VARIANT_ID = "variant_id"
 TAG_FAMILY = "family"
 TAG_SWEEP = "sweep"
 TAG_TRAIN_CONFIG = "train_config_id"  # hash of the training config: same id -> same training
-TAG_DEVICE = "device"  # device the trial trained and was profiled on
-TAG_SHARED_DEVICE = "shared_device"  # "true": runtime measured on a device shared with other trials
+TAG_DEVICE = "device"  # device the trial trained and was measured on (jobs.device.device_name)
+# "true": the trial shared its device with other trials, so its runtimes went under the device
+# name plus SHARED_SUFFIX (e.g. decode_ms_cpu-amd-epyc-1t-shared); `rdc profile` measures clean ones.
+TAG_SHARED_DEVICE = "shared_device"
+SHARED_SUFFIX = "-shared"
 TAG_FAILURE = "failure_reason"
+TAG_FLOPS_SIZE = "flops_size"  # "<height>x<width>": the image size per-pixel FLOPs were counted at
+RUNTIME_PROTOCOL_TAG_PREFIX = "runtime_protocol."
+
+
+def runtime_protocol_tag(device: str) -> str:
+    """Tag holding how a device's runtimes were measured (images, repeats, warm-up, threads, torch)."""
+    return f"{RUNTIME_PROTOCOL_TAG_PREFIX}{device}"
+
 
 # Params: the canonical spec, flattened with this prefix (spec.M, spec.transform.type, ...),
 # and the training config with `train.`.
 SPEC_PARAM_PREFIX = "spec."
 TRAIN_PARAM_PREFIX = "train."
 SPEC_JSON_PARAM = "spec_json"  # the whole canonical spec, for exact rebuilding
+
+# Artifacts of a run.
+MODEL_ARTIFACT = "model.pt"  # {"spec": canonical spec dict, "model": state_dict}
+EVAL_TABLE = "eval_images.csv"  # per-image evaluation (bytes, bpp, PSNR, MS-SSIM) of the eval images
+EVAL_TABLE_DIR = "eval"  # `rdc eval` tables: eval/<folder name>.csv
+
+
+def runtime_table(device: str) -> str:
+    """Per-image runtimes (median, cv, every repeat) of one device."""
+    return f"runtime_{device}.csv"
