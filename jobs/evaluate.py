@@ -1,21 +1,29 @@
-"""Evaluation with real bitstreams: compress every image with compressai's rANS coder, decode
-it back, and measure what a user would get.
+"""Evaluation with real bitstreams: compress every image with compressai's rANS coder, decode it
+back from the bytes alone, and measure what a user would get.
 
-Per image: bpp from the packed bitstream's bytes (every stream and the header), bpp_est from
-the model's likelihoods, MSE and PSNR on the 8-bit RGB reconstruction. Averages are per image,
-as compressai reports them.
+Per image: bpp from the bitstream's bytes (every stream and the header; `header_bytes` says how
+many of them are header), bpp_est from the model's likelihoods, and on the 8-bit RGB
+reconstruction MSE, PSNR and MS-SSIM (linear and in dB). Images of any size: the codec pads to
+its multiple and crops back; bpp divides by the true pixel count. Summary metrics are averages
+over images (compressai's convention), so every image weighs the same whatever its size.
+MS-SSIM needs both sides > 160 px (five scales of an 11-tap window); smaller images get NaN in
+the table and the summary omits MS-SSIM unless every image has it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
 from jobs.data import Image
 from jobs.loss import likelihood_bits, rd_loss
+from models import bitstream
 from rdc import names
+
+MS_SSIM_MIN_SIDE = 161  # pytorch_msssim: smaller side > (win_size - 1) * 2^4 = 160
 
 
 @dataclass
@@ -23,49 +31,114 @@ class ImageResult:
     name: str
     height: int
     width: int
-    num_bytes: int
+    num_bytes: int  # the whole bitstream
+    header_bytes: int  # of which the header (size and stream lengths)
     bpp: float
     bpp_est: float
-    mse: float
+    mse: float  # on [0, 1] values of the 8-bit images
     psnr: float
+    ms_ssim: float
+    ms_ssim_db: float
 
 
 def to_8bit(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats of shape (1, 3, H, W) -> the 0..255 integers a PNG of them would hold."""
     return x.clamp(0, 1).mul(255).round()
 
 
+def to_uint8_image(x: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8, as saved and as measured."""
+    return to_8bit(x)[0].permute(1, 2, 0).to(torch.uint8).cpu().numpy()
+
+
+def psnr(original: np.ndarray, reconstruction: np.ndarray) -> tuple[float, float]:
+    """(mse on [0, 1], PSNR in dB) of two uint8 images, in float64."""
+    err = np.mean((original.astype(np.float64) - reconstruction.astype(np.float64)) ** 2)
+    value = 10 * math.log10(255.0**2 / err) if err > 0 else float("inf")
+    return float(err / 255.0**2), value
+
+
+def ms_ssim(original: np.ndarray, reconstruction: np.ndarray) -> tuple[float, float]:
+    """(MS-SSIM linear, in dB) of two uint8 images; NaN when a side is too short for 5 scales."""
+    if min(original.shape[:2]) < MS_SSIM_MIN_SIDE:
+        return float("nan"), float("nan")
+    from pytorch_msssim import ms_ssim as _ms_ssim
+
+    def tensor(a):
+        return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0).double()
+
+    value = float(_ms_ssim(tensor(original), tensor(reconstruction), data_range=255.0, size_average=True))
+    db = -10 * math.log10(1 - value) if value < 1 else float("inf")
+    return value, db
+
+
 @torch.no_grad()
-def evaluate_image(model, image: Image) -> ImageResult:
-    x = image.tensor()
-    num_pixels = image.num_pixels
+def evaluate_image(model, image: Image) -> tuple[ImageResult, np.ndarray]:
+    """The image's result and its 8-bit reconstruction, decoded from the bytes alone."""
+    device = next(model.parameters()).device
+    x = image.tensor().to(device)
     data = model.compress(x)[0]
+    height, width, streams = bitstream.unpack(data)
     x_hat = model.decompress(data)["x_hat"]
-    err = (to_8bit(x_hat) - to_8bit(x)).pow(2).mean().item()  # on the 0..255 scale
-    likelihoods = model(x)["likelihoods"]
-    return ImageResult(
+    reconstruction = to_uint8_image(x_hat)
+    mse, psnr_db = psnr(image.pixels, reconstruction)
+    ssim, ssim_db = ms_ssim(image.pixels, reconstruction)
+    bits_est = float(likelihood_bits(model(x)["likelihoods"]))
+    result = ImageResult(
         name=image.name,
-        height=x.shape[2],
-        width=x.shape[3],
+        height=height,
+        width=width,
         num_bytes=len(data),
-        bpp=len(data) * 8 / num_pixels,
-        bpp_est=float(likelihood_bits(likelihoods)) / num_pixels,
-        mse=err / 255.0**2,
-        psnr=10 * math.log10(255.0**2 / err) if err > 0 else float("inf"),
+        header_bytes=len(data) - sum(len(s) for s in streams),
+        bpp=len(data) * 8 / image.num_pixels,
+        bpp_est=bits_est / image.num_pixels,
+        mse=mse,
+        psnr=psnr_db,
+        ms_ssim=ssim,
+        ms_ssim_db=ssim_db,
     )
+    return result, reconstruction
 
 
-def evaluate(model, images: list[Image], lmbda: float) -> tuple[dict[str, float], list[ImageResult]]:
-    """Summary metrics (names from rdc.names) and the per-image results."""
+def summarise(per_image: list[ImageResult], lmbda: float) -> dict[str, float]:
+    """Averages over images under rdc.names metric names, and the RD loss of the averages."""
+    def mean(field: str) -> float:
+        return float(np.mean([getattr(r, field) for r in per_image]))
+
+    summary = {names.BPP: mean("bpp"), names.BPP_EST: mean("bpp_est"), names.MSE: mean("mse"), names.PSNR: mean("psnr")}
+    if all(not math.isnan(r.ms_ssim) for r in per_image):
+        summary[names.MS_SSIM] = mean("ms_ssim")
+        summary[names.MS_SSIM_DB] = mean("ms_ssim_db")
+    summary[names.RD_LOSS] = rd_loss(summary[names.MSE], summary[names.BPP], lmbda)
+    return summary
+
+
+@dataclass
+class Evaluation:
+    summary: dict[str, float]  # rdc.names metric -> average over images
+    per_image: list[ImageResult]
+    reconstructions: list[np.ndarray] | None = None  # (H, W, 3) uint8, when kept
+
+    def table(self):
+        """One row per image (a CSV artifact of the run)."""
+        import pandas as pd
+
+        return pd.DataFrame([asdict(r) for r in self.per_image])
+
+
+def evaluate(model, images: list[Image], lmbda: float, *, keep_reconstructions: bool = False) -> Evaluation:
+    """`model` on `images`: summary metrics, per-image results and (if asked) reconstructions.
+
+    Builds the entropy coder's tables first (`update(force=True)`), as compress() needs them.
+    """
+    if not images:
+        raise ValueError("no images to evaluate")
     model.eval()
     model.update(force=True)
-    per_image = [evaluate_image(model, im) for im in images]
-    n = len(per_image)
-    mean = lambda field: sum(getattr(r, field) for r in per_image) / n  # noqa: E731
-    summary = {
-        names.BPP: mean("bpp"),
-        names.BPP_EST: mean("bpp_est"),
-        names.MSE: mean("mse"),
-        names.PSNR: mean("psnr"),
-    }
-    summary[names.RD_LOSS] = rd_loss(summary[names.MSE], summary[names.BPP], lmbda)
-    return summary, per_image
+    per_image, reconstructions = [], []
+    for image in images:
+        result, reconstruction = evaluate_image(model, image)
+        per_image.append(result)
+        if keep_reconstructions:
+            reconstructions.append(reconstruction)
+    return Evaluation(summarise(per_image, lmbda), per_image, reconstructions if keep_reconstructions else None)

@@ -1,17 +1,19 @@
 """The final measurements of a trained variant, as logged to its MLflow run.
 
-Real-bitstream evaluation on the evaluation images, parameters, decode FLOPs per pixel, and
-decode time on this device (the device's short name goes into the metric name and a tag).
+Real-bitstream evaluation on the evaluation images (summary metrics and a per-image table),
+parameters, decode and encode FLOPs per pixel at the reference size, and runtimes on the
+trial's device (a per-image table too). A trial that shared its device with other trials
+cannot time cleanly: its runtimes go under the device name plus names.SHARED_SUFFIX, which
+leaves the device's own metric names to `rdc profile` (each metric is written once per run).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from jobs.data import load_images
-from jobs.device import device_name
+from jobs.data import BUILTIN, load_images
 from jobs.evaluate import evaluate
-from jobs.profile import count_params, decode_flops, decode_ms
+from jobs.profile import RuntimeProtocol, count_params, flops_metrics, profile_runtime
 from rdc import names
 
 
@@ -22,19 +24,38 @@ class Measurement:
     tables: dict[str, "object"] = field(default_factory=dict)  # name.csv -> pandas DataFrame artifacts
 
 
+def device_is_shared(cluster: dict) -> bool:
+    """Whether other trials may run beside this one on the same machine while it is timed."""
+    if cluster.get("max_concurrent_trials") == 1:
+        return False
+    num_cpus, trial_cpus = cluster.get("num_cpus"), cluster.get("trial_cpus") or 1
+    return not (cluster.get("mode", "local") == "local" and num_cpus is not None and trial_cpus >= num_cpus)
+
+
 def measure(model, settings: dict, lmbda: float) -> Measurement:
-    """Final metrics of a trained model: real-bitstream evaluation, params, FLOPs, decode time."""
-    images = load_images(settings["data"]["eval_dir"], split="eval", key="data.eval_dir")
-    summary, _ = evaluate(model, images, lmbda)
+    """Final metrics of a trained model: real-bitstream evaluation, params, FLOPs, runtimes."""
+    eval_dir = settings["data"]["eval_dir"]
+    images = load_images(eval_dir, split="eval", key="data.eval_dir")
     profile = settings["profile"]
-    flops = decode_flops(model, profile["flops_height"], profile["flops_width"])
-    device = device_name("cpu")
-    times = [decode_ms(model, im.tensor(), repeats=profile["repeats"], warmup=profile["warmup"]) for im in images]
+    height, width = profile["flops_height"], profile["flops_width"]
+
+    evaluation = evaluate(model, images, lmbda)
+    device = next(model.parameters()).device
+    runtime = profile_runtime(model, images, device, RuntimeProtocol(profile["warmup"], profile["repeats"]))
+    shared = device_is_shared(settings.get("cluster", {}))
+    label = runtime.device + (names.SHARED_SUFFIX if shared else "")
+
     metrics = {
-        **summary,
+        **evaluation.summary,
         names.PARAMS: count_params(model),
-        names.DECODE_KFLOPS_PER_PX: flops["kflops_per_px"],
-        names.DECODE_KMACS_PER_PX: flops["kmacs_per_px"],
-        names.decode_ms(device): sum(times) / len(times),
+        **flops_metrics(model, height, width),
+        **runtime.metrics(label),
     }
-    return Measurement(metrics, {names.TAG_DEVICE: device})
+    tags = {
+        names.TAG_DEVICE: runtime.device,
+        names.TAG_SHARED_DEVICE: str(shared).lower(),
+        names.TAG_FLOPS_SIZE: f"{height}x{width}",
+        names.runtime_protocol_tag(label): runtime.describe(eval_dir or BUILTIN),
+    }
+    tables = {names.EVAL_TABLE: evaluation.table(), names.runtime_table(label): runtime.table()}
+    return Measurement(metrics, tags, tables)

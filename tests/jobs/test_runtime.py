@@ -1,0 +1,109 @@
+"""The runtime protocol: warm-up untimed, one timing per repeat, median and CV, batch 1 per image,
+three stages, threads pinned and named, the device refused when it is not there."""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from jobs.data import Image
+from jobs.device import device_name, pinned_threads, resolve_device
+from jobs.profile import RuntimeProtocol, Timing, profile_runtime, time_call
+from models import build
+from rdc import names
+from rdc.errors import UserError
+
+CPU = torch.device("cpu")
+
+
+def test_timing_statistics():
+    timing = Timing((10.0, 12.0, 11.0, 30.0))
+    assert timing.median_ms == 11.5  # robust to the one slow repeat
+    assert timing.cv == pytest.approx(statistics.stdev([10, 12, 11, 30]) / 15.75)
+    assert math.isnan(Timing((5.0,)).cv)
+
+
+def test_warmup_calls_are_not_timed_and_each_repeat_is():
+    calls = []
+
+    def work():
+        calls.append(time.perf_counter())
+        time.sleep(0.002 if len(calls) > 2 else 0.05)  # the two warm-up calls are slow
+
+    timing = time_call(work, CPU, warmup=2, repeats=4)
+    assert len(calls) == 6
+    assert len(timing.samples_ms) == 4
+    assert all(2.0 <= s < 40.0 for s in timing.samples_ms), timing.samples_ms
+
+
+def test_device_names_are_short_stable_and_metric_safe():
+    with pinned_threads(1):
+        name = device_name("cpu")
+    assert re.fullmatch(r"cpu-[a-z0-9-]+-1t", name), name
+    assert "_" not in name  # "_" separates a runtime metric's parts
+    assert names.parse_runtime_metric(names.runtime_metric(names.DECODE_NETWORKS, names.CV, name)) == (
+        names.DECODE_NETWORKS, names.CV, name)
+    assert names.parse_runtime_metric(names.decode_ms(name)) == (names.DECODE, names.MS, name)
+
+
+def test_pinned_threads_restores_the_previous_count():
+    before = torch.get_num_threads()
+    with pinned_threads(1) as threads:
+        assert threads == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(UserError, match="threads=0"):
+        with pinned_threads(0):
+            pass
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_cuda_is_refused_in_one_line_where_there_is_none():
+    with pytest.raises(UserError) as err:
+        resolve_device("cuda")
+    assert str(err.value) == "--device='cuda': torch sees no CUDA device here: allowed: cpu"
+
+
+@pytest.mark.parametrize("bad", ["tpu", "gpu", "cuda:x"])
+def test_unknown_devices_are_refused(bad):
+    with pytest.raises(UserError, match="--device"):
+        resolve_device(bad)
+
+
+def _images() -> list[Image]:
+    rng = np.random.default_rng(0)
+    return [Image("a", rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)),
+            Image("b", rng.integers(0, 256, (70, 50, 3), dtype=np.uint8))]  # not a multiple of 64
+
+
+def test_profile_runtime_times_every_stage_of_every_image():
+    model = build({"M": 16, "transform": {"type": "conv", "N": 8}, "entropy": {"type": "hyperprior"},
+                   "hyper": {"type": "conv", "N": 8}}).eval()
+    model.update(force=True)
+    images = _images()
+    before = torch.get_num_threads()
+    profile = profile_runtime(model, images, CPU, RuntimeProtocol(warmup=1, repeats=3, threads=1))
+    assert torch.get_num_threads() == before
+    assert profile.device.endswith("-1t")
+
+    metrics = profile.metrics()
+    assert set(metrics) == set(names.runtime_metrics(profile.device))
+    for stage in names.RUNTIME_STAGES:
+        medians = [im.timings[stage].median_ms for im in profile.images]
+        assert all(len(im.timings[stage].samples_ms) == 3 for im in profile.images)
+        assert metrics[names.runtime_metric(stage, names.MS, profile.device)] == pytest.approx(statistics.fmean(medians))
+        pixels = 64 * 96 + 70 * 50
+        assert metrics[names.runtime_metric(stage, names.MPS, profile.device)] == pytest.approx(pixels / sum(medians) / 1e3)
+        assert metrics[names.runtime_metric(stage, names.CV, profile.device)] >= 0
+
+    table = profile.table()
+    assert len(table) == len(images) * len(names.RUNTIME_STAGES)
+    assert set(table["stage"]) == set(names.RUNTIME_STAGES)
+    assert (table["height"].tolist()[::3], table["width"].tolist()[::3]) == ([64, 70], [96, 50])
+    assert all(len(s.split()) == 3 for s in table["samples_ms"])
+    assert "repeats=3" in profile.describe("builtin") and "images=builtin:2" in profile.describe("builtin")
