@@ -27,6 +27,7 @@ from rdc.errors import UserError
 
 IMAGES_KEY = "--images"
 CODECS_KEY = "--codecs"
+PILLOW_SOURCE = "pillow:"  # RDCurve.source of these curves: "pillow:<codec>"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm")
 
 
@@ -129,7 +130,7 @@ def codec_curve(codec: PillowCodec, images: list, qualities: tuple[int, ...] | N
         results = list(pool.map(lambda job: measure(codec, job[1], job[0]), jobs))
     per_quality = np.array(results, dtype=float).reshape(len(qualities), len(images), 2)
     bpp, psnr = per_quality[:, :, 0].mean(axis=1), per_quality[:, :, 1].mean(axis=1)
-    return RDCurve(codec.name(), bpp, psnr, f"pillow:{codec.key}")
+    return RDCurve(codec.name(), bpp, psnr, f"{PILLOW_SOURCE}{codec.key}")
 
 
 def write_compressai_json(curve: RDCurve, path: Path, *, images: str, qualities: tuple[int, ...]) -> None:

@@ -1,0 +1,129 @@
+"""`rdc report` on a real MLflow store with real anchors and real Pillow encodes of Kodak."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from rdc.cli import main
+
+VTM = "compressai/vtm.json"
+BPG444 = "tensorflow_compression/PSNR_sRGB_RGB/bpg444.txt"
+FIGURES = ["fig1_rate_savings_vs_bpp.png", "fig2_psnr_vs_bpp.png", "fig2_rd_loss_vs_kflops.png",
+           "fig3_rate_savings.png", "fig4_decode_time_vs_kflops.png", "fig4_rank_rank_1.png"]
+
+
+@pytest.fixture(scope="module")
+def two_images(tmp_path_factory, kodak_dir) -> Path:
+    """Two Kodak images (a folder of links, so nothing is copied) to keep Pillow encodes short."""
+    folder = tmp_path_factory.mktemp("images")
+    for name in ("kodim01.png", "kodim04.png"):
+        (folder / name).symlink_to(kodak_dir / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, study_store, anchors_dir, two_images) -> Path:
+    out = tmp_path_factory.mktemp("report") / "out"
+    code = main(["report", "--experiment", "study", "--tracking-uri", study_store, "--out", str(out),
+                 "--anchor", str(anchors_dir / BPG444), "--anchor", str(anchors_dir / VTM),
+                 "--images", str(two_images), "--codecs", "jpeg,webp"])
+    assert code == 0
+    return out
+
+
+def test_report_writes_every_figure_and_one_self_contained_page(report):
+    for name in FIGURES:
+        with Image.open(report / name) as figure:
+            assert figure.format == "PNG" and figure.width > 300 and figure.height > 200
+    page = (report / "report.html").read_text()
+    embedded = re.findall(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+"', page)
+    assert len(embedded) == len(FIGURES)
+    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing loaded from elsewhere
+    assert "<table" in page and 'id="frontier"' in page
+
+
+def test_report_tables(report, anchors_dir):
+    frontier = pd.read_csv(report / "frontier.csv")
+    assert set(frontier["variant_id"]) <= {"elic", "balle"} and frontier["label"].iloc[0] in ("A", "B")
+    bd = pd.read_csv(report / "bd_rates.csv")
+    # ELIC's published points, logged at 6 lambdas: the same -7.0 % vs VTM as from the files.
+    elic_vs_vtm = bd[bd["curve"].str.endswith(": elic") & (bd["reference"] == "VTM")]
+    assert elic_vs_vtm["bd_rate_percent"].item() == pytest.approx(-7.0, abs=0.1)
+    assert elic_vs_vtm["psnr_low"].item() == 29.113 and elic_vs_vtm["psnr_high"].item() == 37.624
+    assert {"JPEG 4:2:0", "WebP"} <= {r.split(" (")[0] for r in bd["reference"]}
+    tau = pd.read_csv(report / "kendall_tau.csv")
+    assert len(tau) == 1 and -1 <= tau["kendall_tau"].item() <= 1
+    assert (report / "classical_jpeg.json").is_file()
+
+
+def test_bad_input_writes_nothing(tmp_path, study_store, anchors_dir, capsys):
+    out = tmp_path / "out"
+    cases = [
+        (["--anchor", str(anchors_dir / "tensorflow_compression/PSNR_sRGB_Y/bpg444.txt")], "--anchor="),
+        (["--anchor", str(anchors_dir / VTM), "--reference", "HEVC"], "--reference='HEVC': not one of the anchors"),
+        (["--images", str(tmp_path / "none")], "--images="),
+        (["--images", str(tmp_path), "--codecs", "jxl"], "--codecs='jxl': unknown codec"),
+        (["--experiment", "nope"], "--experiment='nope': no such experiment"),
+    ]
+    for extra, message in cases:
+        argv = ["report", "--experiment", "study", "--tracking-uri", study_store, "--out", str(out), *extra]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and message in err, err
+        assert not out.exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rdc-report-")]
+
+
+def test_missing_metric_and_out_is_a_file(tmp_path, known_store, capsys):
+    file = tmp_path / "taken"
+    file.write_text("x")
+    assert main(["report", "--experiment", "known", "--tracking-uri", known_store, "--out", str(file)]) == 2
+    assert "--out=" in capsys.readouterr().err and file.read_text() == "x"
+    assert main(["report", "--experiment", "known3d", "--tracking-uri", known_store, "--out", str(tmp_path / "o")]) == 2
+    assert "no finished run has bpp" in capsys.readouterr().err
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+# matplotlib's tab10 colours the figures use for families and bars: present only if the PNGs decoded.
+PLOT_COLOURS = {"blue": (31, 119, 180), "orange": (255, 127, 14), "green": (44, 160, 44), "red": (214, 39, 40)}
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("headless Chromium is absent: `make test-deps` installs Debian's chromium package")
+    profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path)  # fresh profile every time
+    done = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+@pytest.mark.browser
+def test_report_opens_in_headless_chromium(report, tmp_path):
+    url = (report / "report.html").resolve().as_uri()
+    dom = _chromium(tmp_path, "--dump-dom", url).stdout
+    frontier = dom[dom.index('id="frontier"'):]
+    frontier = frontier[: frontier.index("</table>")]
+    assert "balle" in frontier and "elic" in frontier and "Conv/Hyperprior:Conv" in frontier
+    assert len(re.findall(r'<img src="data:image/png;base64,', dom)) == len(FIGURES)
+    assert "-7.02 %" in dom  # ELIC vs VTM in the BD-rate table
+
+    shot = tmp_path / "page.png"
+    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,7000", url)
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert pixels.shape[:2] == (7000, 1280)
+    assert pixels.std() > 20, "the page rendered blank"
+    for name, colour in PLOT_COLOURS.items():
+        close = np.all(np.abs(pixels - np.array(colour)) <= 12, axis=2).sum()
+        assert close > 200, f"no {name} plot marks on the page: the embedded figures did not decode"
