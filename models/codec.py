@@ -3,12 +3,18 @@
 The latent codec (built by an entropy component) owns h_a, h_s and every entropy model. It
 implements this small interface, which every entropy component follows:
 
-    forward(y)                  -> {"y_hat", "z_hat", "likelihoods": {name: tensor}}
-    compress(y)                 -> {"streams": [[bytes per image], ...], "y_hat", "z_hat"}
-    decompress(streams, y_hw, z_hw) -> {"y_hat", "z_hat"}
+    forward(y)                      -> {"y_hat", "z_hat", "g_s_input", "likelihoods": {name: tensor}}
+    compress(y)                     -> {"streams": [[bytes per image], ...], "y_hat", "z_hat", "g_s_input"}
+    decompress(streams, y_hw, z_hw) -> {"y_hat", "z_hat", "g_s_input"}
+    encode_networks(y)              -> {"y_hat", "z_hat"}: h_a, h_s and every entropy-parameter
+                                       network the encoder runs, quantisation but no entropy coding
     decode_networks(y_hat, z_hat)   -> the latent fed to g_s, running every network a decoder
-                                       runs (h_s, entropy-parameter nets) but no entropy coding
-    z_channels                  (int attribute)
+                                       runs (h_s, entropy-parameter nets, LRP) but no entropy coding
+    z_channels                      (int attribute)
+
+y_hat is the quantised latent the bitstream carries; g_s_input is what the synthesis gets
+(y_hat itself, or y_hat refined by latent residual prediction). encode_networks and
+decode_networks depend on shapes only, so they run on the meta device for FLOP counting.
 
 Images of any size are padded (replicating the border) to a multiple of `pad_multiple`
 before the analysis and cropped after the synthesis; bitstreams carry the true size.
@@ -43,33 +49,46 @@ class ImageCodec(CompressionModel):
         height, width = x.shape[-2:]
         y = self.g_a(self.pad(x))
         out = self.latent(y)
-        x_hat = self.g_s(out["y_hat"])[..., :height, :width]
+        x_hat = self.g_s(out["g_s_input"])[..., :height, :width]
         return {"x_hat": x_hat, "likelihoods": out["likelihoods"], "y_hat": out["y_hat"], "z_hat": out["z_hat"]}
 
     # -- real bitstreams ----------------------------------------------------------------
     def encode(self, x: Tensor) -> dict:
-        """Entropy-code a batch; keeps the quantised latents for checking against forward()."""
+        """Entropy-code one image (batch of 1); keeps the quantised latents for checking."""
         y = self.g_a(self.pad(x))
         out = self.latent.compress(y)
         return {**out, "size": tuple(x.shape[-2:])}
 
     @torch.no_grad()
     def compress(self, x: Tensor) -> list[bytes]:
-        """One self-contained bitstream per image of the batch (header included)."""
-        out = self.encode(x)
-        height, width = out["size"]
-        return [bitstream.pack(height, width, [s[i] for s in out["streams"]]) for i in range(x.shape[0])]
+        """One self-contained bitstream per image of the batch (header included).
+
+        Images are coded one at a time: the decoder runs h_s and the slice transforms on a
+        batch of one, and the encoder must compute bit-identical entropy parameters (a
+        convolution over a batch of 8 may round differently from one over a batch of 1).
+        """
+        out = []
+        for image in x.split(1):
+            encoded = self.encode(image)
+            height, width = encoded["size"]
+            out.append(bitstream.pack(height, width, [s[0] for s in encoded["streams"]]))
+        return out
 
     @torch.no_grad()
     def decompress(self, data: bytes) -> dict:
         height, width, streams = bitstream.unpack(data)
         y_shape, z_shape = self.latent_shapes(height, width)
         out = self.latent.decompress([[s] for s in streams], y_shape[-2:], z_shape[-2:])
-        x_hat = self.g_s(out["y_hat"])[..., :height, :width].clamp(0, 1)
+        x_hat = self.g_s(out["g_s_input"])[..., :height, :width].clamp(0, 1)
         return {"x_hat": x_hat, "y_hat": out["y_hat"], "z_hat": out["z_hat"]}
 
-    # -- decode networks alone (FLOPs, runtime without entropy coding) --------------------
+    # -- the networks alone (FLOPs, runtime without entropy coding) -----------------------
+    def encode_networks(self, x: Tensor) -> dict:
+        """g_a, h_a, h_s and the entropy-parameter networks; no entropy coding."""
+        return self.latent.encode_networks(self.g_a(self.pad(x)))
+
     def decode_networks(self, y_hat: Tensor, z_hat: Tensor) -> Tensor:
+        """g_s, h_s and the entropy-parameter networks; no entropy coding."""
         return self.g_s(self.latent.decode_networks(y_hat, z_hat))
 
     def latent_shapes(self, height: int, width: int, batch: int = 1) -> tuple[tuple, tuple]:

@@ -82,4 +82,5 @@ def _check_compatible(spec: ModelSpec) -> None:
             try:
                 check(spec.M)
             except SpecError as err:
-                raise err.under(kind) from None
+                # A component may blame the top-level M (e.g. too small for its layers).
+                raise (err if err.key == "M" else err.under(kind)) from None
