@@ -137,10 +137,3 @@ def _last_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return (lines[-1] if lines else type(error).__name__)[:300]
 
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as err:
-        print(f"rdc sweep: error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)

@@ -11,12 +11,15 @@ would hang pending or fail trial by trial, hours later.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
+import logging
 import math
 import os
 import re
 import shutil
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -194,9 +197,13 @@ def experiment_path(settings: dict) -> Path:
 
 @contextmanager
 def sweep_lock(settings: dict) -> Iterator[None]:
-    """One driver per sweep on this machine: a second would fight the first over every run."""
-    path = experiment_path(settings).with_suffix(".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """One driver per sweep on this machine: a second would fight the first over every run.
+
+    The lock file lives in the temporary folder, not under runs_dir: a refused sweep leaves
+    nothing in the user's folders.
+    """
+    key = hashlib.sha256(str(experiment_path(settings)).encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir(), f"rdc-sweep-{key}.lock")
     with open(path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -224,7 +231,15 @@ def trial_statuses(settings: dict) -> dict[str, str] | None:
         return None
     from ray.tune import ExperimentAnalysis
 
-    return {t.config["variant"]["variant_id"]: t.status for t in ExperimentAnalysis(str(path)).trials}
+    # Only the statuses are wanted; Tune warns about every trial whose results it cannot read.
+    tune_logger = logging.getLogger("ray.tune")
+    level = tune_logger.level
+    tune_logger.setLevel(logging.ERROR)
+    try:
+        trials = ExperimentAnalysis(str(path)).trials
+    finally:
+        tune_logger.setLevel(level)
+    return {t.config["variant"]["variant_id"]: t.status for t in trials}
 
 
 def prepare_fresh(settings: dict) -> None:
@@ -331,6 +346,7 @@ def restore_trials(settings: dict):
     from ray import tune
 
     _quiet_tune()
+    logging.getLogger("ray.tune.execution.tune_controller").addFilter(_PrunedCheckpointFilter())
     tuner = tune.Tuner.restore(str(experiment_path(settings)), trainable=_trainable(settings["cluster"]),
                                resume_unfinished=True, resume_errored=True)
     return tuner.fit()
@@ -340,6 +356,16 @@ def _quiet_tune() -> None:
     # Keeping CHECKPOINTS_KEPT forces a state snapshot whenever a trial checkpoints that often,
     # which is what a driver crash needs; Tune warns about it each time on short test trials.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+class _PrunedCheckpointFilter(logging.Filter):
+    """After a driver crash, the restored state can list a checkpoint Tune had already pruned
+    (CHECKPOINTS_KEPT); pruning it again fails with FileNotFoundError, which Tune logs with a
+    traceback and then carries on. Drop that one record: nothing is wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, FileNotFoundError) and "Error handling checkpoint" in str(record.msg))
 
 
 def _trial_name(trial) -> str:

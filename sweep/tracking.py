@@ -151,6 +151,8 @@ def _search_all(client, experiment_id: str, filter_string: str) -> list:
 
 
 def _sweep_runs(uri: str, experiment: str, sweep: str, config_id: str) -> list:
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        return []  # looking must not create the store: a sweep refused later leaves nothing behind
     client = _client(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:

@@ -30,7 +30,9 @@ from sweep.tracking import VariantRun
 
 TRAINER_FILE = "trainer.pt"
 FLUSH_SECONDS = 30.0  # between checkpoints, buffered metrics still reach MLflow this often
+# Names rdc/names.py is about to define (see the report to the lead); the same strings until then.
 TAG_RESUMED_FROM = getattr(names, "TAG_RESUMED_FROM_STEP", "resumed_from_step")
+MODEL_ARTIFACT = getattr(names, "MODEL_ARTIFACT", "model.pt")
 
 # Fault injection for tests and drills, never from YAML: the driver reads this environment
 # variable (commands.py) and ships it to the trials. "<variant id prefix>@<step>[:nan|:inf]"
@@ -144,7 +146,7 @@ def run_variant(config: dict) -> None:
         for name, table in measured.tables.items():
             table.to_csv(Path(folder) / name, index=False)
             run.log_artifact(Path(folder) / name)
-        path = Path(folder) / names.MODEL_ARTIFACT
+        path = Path(folder) / MODEL_ARTIFACT
         torch.save({"spec": json.loads(variant["spec_json"]), "model": model.state_dict()}, path)
         run.log_artifact(path)
     run.finish()
@@ -160,13 +162,17 @@ def _restore(trainer: Trainer) -> int:
     if checkpoint is None:
         return 0
     with checkpoint.as_directory() as folder:
-        path = Path(folder) / TRAINER_FILE
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - torch raises several types for damaged files
-            raise RuntimeError(f"checkpoint {path} is not readable ({type(err).__name__}: {err})") from None
-    trainer.load_state_dict(state)
+        trainer.load_state_dict(read_trainer_state(Path(folder)))
     return trainer.step
+
+
+def read_trainer_state(folder: Path) -> dict:
+    """A checkpoint's trainer state: tensors and plain data only, never pickled code."""
+    path = folder / TRAINER_FILE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises several types for damaged or foreign files
+        raise RuntimeError(f"checkpoint {path} is not readable ({type(err).__name__}: {str(err)[:200]})") from None
 
 
 def _checkpoint(trainer: Trainer, metrics: dict) -> None:

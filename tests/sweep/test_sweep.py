@@ -1,0 +1,205 @@
+"""`rdc sweep` end to end on a real local Ray and a real sqlite MLflow store: a diverging
+variant fails with its reason while the others finish; incremental re-runs skip what is
+FINISHED; force=true retrains into one fresh run per variant; bad input is one line, exit 2,
+and nothing written."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from mlflow.entities import ViewType
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from jobs.data import RandomCrops, load_images
+from jobs.settings import TrainSettings
+from jobs.train import Trainer, TrainingDiverged
+from models import build
+from rdc import names
+from rdc.cli import main
+from rdc.errors import UserError
+from sweep.trainable import FAULT_ENV, TRAINER_FILE, NonFiniteFault, read_trainer_state
+
+SPACE = """
+name: {name}
+shared:
+  entropy: {{type: hyperprior}}
+  hyper: {{type: conv, N: 8}}
+families:
+  - name: tiny
+    transform: {{type: conv, N: {widths}}}
+    M: 8
+"""
+STEPS, LOG_EVERY = 8, 2
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "conf" / "search_space").mkdir(parents=True)
+    (tmp_path / "eval").mkdir()
+    # One small photograph keeps the final evaluation short.
+    Image.fromarray(skimage.data.coffee()[:64, :96]).save(tmp_path / "eval" / "coffee.png")
+    return tmp_path
+
+
+def write_space(root: Path, file: str, name: str, widths: list[int]) -> None:
+    (root / "conf" / "search_space" / f"{file}.yaml").write_text(SPACE.format(name=name, widths=widths))
+
+
+def sweep(root: Path, space: str, *extra: str) -> int:
+    local = [] if "cluster=ray" in extra else ["cluster.num_cpus=2"]
+    return main([
+        "sweep", "--config-dir", str(root / "conf"), f"search_space={space}", f"runs_dir={root / 'runs'}",
+        f"train.steps={STEPS}", "train.batch_size=2", "train.crop=32", f"train.log_every={LOG_EVERY}",
+        "train.checkpoint_every=4", f"data.eval_dir={root / 'eval'}", "profile.repeats=1", "profile.warmup=0",
+        "profile.flops_height=64", "profile.flops_width=64", *local, *extra,
+    ])
+
+
+def runs(root: Path, experiment: str, view=ViewType.ACTIVE_ONLY) -> list:
+    client = MlflowClient(f"sqlite:///{root / 'runs' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], run_view_type=view)
+
+
+def by_width(found: list) -> dict[int, object]:
+    return {int(r.data.params[names.SPEC_PARAM_PREFIX + "transform.N"]): r for r in found}
+
+
+@pytest.mark.slow
+def test_a_diverging_variant_fails_with_its_reason_and_the_others_finish(root, capsys, monkeypatch):
+    write_space(root, "diverge", "diverge", [8, 16])
+    from sweep.space import expand
+    import yaml
+
+    diverging = next(v for v in expand(yaml.safe_load((root / "conf/search_space/diverge.yaml").read_text()))
+                     if v.spec["transform"]["N"] == 16)
+    monkeypatch.setenv(FAULT_ENV, f"{diverging.variant_id[:8]}@3")
+    assert sweep(root, "diverge") == 1
+    out = capsys.readouterr().out
+    assert "finished 1/2 variants" in out
+    assert f"failed {diverging.variant_id}" in out and "loss became nan at step 3" in out
+
+    found = by_width(runs(root, "diverge"))
+    assert found[8].info.status == "FINISHED"
+    assert names.TAG_FAILURE not in found[8].data.tags
+    failed = found[16]
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags[names.TAG_FAILURE] == "loss became nan at step 3"
+    client = MlflowClient(f"sqlite:///{root / 'runs' / 'mlflow.db'}")
+    # What it logged before diverging is kept; nothing after.
+    assert [m.step for m in client.get_metric_history(failed.info.run_id, names.TRAIN_LOSS)] == [2]
+    assert names.BPP not in failed.data.metrics
+
+
+def test_an_infinite_loss_is_caught_like_a_nan():
+    spec = {"M": 8, "transform": {"type": "conv", "N": 8}, "entropy": {"type": "hyperprior"}, "hyper": {"type": "conv", "N": 8}}
+    model = build(spec)
+    trainer = Trainer(model, TrainSettings(steps=4, batch_size=1, crop=32),
+                      RandomCrops(load_images(None, split="train", key="data.train_dir"), 32, 1, 0))
+    trainer.train_step()
+    NonFiniteFault.parse("ab@1:inf").poison(model)
+    with pytest.raises(TrainingDiverged):
+        trainer.train_step()
+    assert NonFiniteFault.parse("ab@1:inf").applies("abcdef", 1)
+    assert not NonFiniteFault.parse("ab@1").applies("abcdef", 2)
+    assert np.isnan(NonFiniteFault.parse("ab@1").value)
+    for bad in ("ab", "@3", "ab@x", "ab@3:zero"):
+        with pytest.raises(UserError) as err:
+            NonFiniteFault.parse(bad)
+        assert err.value.key == FAULT_ENV
+
+
+@pytest.mark.slow
+def test_incremental_sweeps_train_only_what_is_not_finished(root, capsys):
+    write_space(root, "one", "inc", [8])
+    write_space(root, "two", "inc", [8, 16])
+    assert sweep(root, "one") == 0
+    first = by_width(runs(root, "inc"))[8]
+    assert first.info.status == "FINISHED"
+    capsys.readouterr()
+
+    # The widened space: the finished variant is skipped, only the new one trains.
+    assert sweep(root, "two") == 0
+    assert "2 variants, 1 already finished, 1 to train" in capsys.readouterr().out
+    found = by_width(runs(root, "inc"))
+    assert sorted(found) == [8, 16]
+    assert found[8].info.run_id == first.info.run_id and found[8].info.end_time == first.info.end_time
+    assert all(r.info.status == "FINISHED" for r in found.values())
+
+    # Another training config is another identity: trained again, in a run of its own.
+    assert sweep(root, "one", "train.seed=1") == 0
+    assert "1 variants, 0 already finished, 1 to train" in capsys.readouterr().out
+    assert len(runs(root, "inc")) == 3
+
+    # force=true: trained again into one fresh run; the old one is soft-deleted, not duplicated.
+    assert sweep(root, "one", "force=true") == 0
+    assert "0 already finished, 1 to train" in capsys.readouterr().out
+    found = runs(root, "inc")
+    same_training = [r for r in found if r.data.tags[names.TAG_TRAIN_CONFIG] == first.data.tags[names.TAG_TRAIN_CONFIG]]
+    assert len(same_training) == 2  # N=8 (retrained) and N=16 (untouched)
+    retrained = by_width(same_training)[8]
+    assert retrained.info.run_id != first.info.run_id and retrained.info.status == "FINISHED"
+    deleted = runs(root, "inc", ViewType.DELETED_ONLY)
+    assert [r.info.run_id for r in deleted] == [first.info.run_id]
+    history = MlflowClient(f"sqlite:///{root / 'runs' / 'mlflow.db'}").get_metric_history(
+        retrained.info.run_id, names.TRAIN_LOSS)
+    assert [m.step for m in history] == list(range(LOG_EVERY, STEPS + 1, LOG_EVERY))
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("extra, key", [
+    (["resume=true"], "resume"),
+    (["resume=true", "force=true"], "force"),
+    (["cluster.trial_cpus=4"], "cluster.trial_cpus"),
+    (["cluster.trial_gpus=1.5"], "cluster.trial_gpus"),
+    (["cluster.trial_cpus=0"], "cluster.trial_cpus"),
+    (["cluster.max_concurrent_trials=-1"], "cluster.max_concurrent_trials"),
+    (["cluster.address=10.0.0.1:6379"], "cluster.address"),
+    (["cluster=ray", "cluster.address=not an address"], "cluster.address"),
+    (["cluster=ray", "cluster.num_cpus=2"], "cluster.num_cpus"),
+    (["sweep_name=../elsewhere"], "sweep_name"),
+    (["sweep_name=.hidden"], "sweep_name"),
+    (["tracking=server", "tracking.uri=http://127.0.0.1:{port}"], "tracking.uri"),
+])
+def test_bad_input_is_one_line_and_leaves_nothing(root, capsys, extra, key):
+    write_space(root, "bad", "bad", [8])
+    extra = [item.format(port=_closed_port()) for item in extra]
+    assert sweep(root, "bad", *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"rdc sweep: error: {key}"), err
+    assert not (root / "runs" / "mlflow.db").exists()
+    assert not (root / "runs").exists()
+
+
+def test_a_bad_fault_injection_setting_is_refused(root, capsys, monkeypatch):
+    write_space(root, "bad", "bad", [8])
+    monkeypatch.setenv(FAULT_ENV, "every@variant")
+    assert sweep(root, "bad") == 2
+    assert capsys.readouterr().err.startswith(f"rdc sweep: error: {FAULT_ENV}='every@variant'")
+    assert not (root / "runs" / "mlflow.db").exists()
+
+
+def test_checkpoints_load_weights_only(tmp_path):
+    # A checkpoint that would run code when unpickled is refused, and a real one loads.
+    class Payload:
+        def __reduce__(self):
+            return (exec, ("import pathlib; pathlib.Path('ran').touch()",))
+
+    torch.save({"step": 1, "model": Payload()}, tmp_path / TRAINER_FILE)
+    with pytest.raises(RuntimeError, match="not readable"):
+        read_trainer_state(tmp_path)
+    assert not Path("ran").exists()
+    torch.save({"step": 3, "model": {"w": torch.ones(2)}}, tmp_path / TRAINER_FILE)
+    assert read_trainer_state(tmp_path)["step"] == 3
