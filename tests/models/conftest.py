@@ -1,0 +1,98 @@
+"""Tiny specs of every family and real Kodak crops for the model tests.
+
+Widths are tiny so that the whole folder runs in seconds on two CPU cores; the windows and
+slice counts still exercise every code path (shifted windows, clamped windows, padding,
+several slices with limited support).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+TINY_M = 24  # divisible by the tiny slice count (4) and head dim (8)
+
+TINY_TRANSFORMS = {
+    "conv": {"type": "conv", "N": 16},
+    "elic": {"type": "elic", "channels": [8, 16, 16], "num_res_blocks": 1},
+    "swint": {"type": "swint", "dims": [8, 16, 16], "depths": [1, 2, 1, 2], "head_dim": 8, "window": 4},
+}
+TINY_ENTROPY = {
+    "hyperprior": {"type": "hyperprior"},
+    "charm": {"type": "charm", "num_slices": 4, "max_support_slices": 2, "slice_widths": [16, 8], "slice_kernel": 3},
+}
+TINY_HYPER = {
+    "conv": {"type": "conv", "N": 16},
+    "swint": {"type": "swint", "dims": [16, 16], "depths": [2, 1], "head_dim": 8, "window": 2},
+}
+
+FAMILIES = list(itertools.product(TINY_TRANSFORMS, TINY_ENTROPY, TINY_HYPER))
+
+
+def tiny_spec(transform: str, entropy: str, hyper: str, **entropy_knobs) -> dict:
+    spec = {
+        "M": TINY_M,
+        "transform": copy.deepcopy(TINY_TRANSFORMS[transform]),
+        "entropy": copy.deepcopy(TINY_ENTROPY[entropy]),
+        "hyper": copy.deepcopy(TINY_HYPER[hyper]),
+    }
+    spec["entropy"].update(entropy_knobs)
+    return spec
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_cpu_thread():
+    # Tiny models gain nothing from intra-op threads, and on a shared, loaded machine two
+    # OpenMP threads spin-waiting on each other make a 20 ms training step take seconds.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def pytest_generate_tests(metafunc):
+    # A test taking `family` runs once per family of the study: (transform, entropy, hyper).
+    if "family" in metafunc.fixturenames:
+        metafunc.parametrize("family", FAMILIES, ids=["{}-{}-{}".format(*f) for f in FAMILIES], scope="module")
+
+
+@pytest.fixture(scope="session")
+def make_spec():
+    """tiny_spec(transform, entropy, hyper, **entropy_knobs) -> a plain spec dict."""
+    return tiny_spec
+
+
+def load_rgb(path) -> torch.Tensor:
+    """(1, 3, H, W) in [0, 1]."""
+    array = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+@pytest.fixture(scope="session")
+def kodak_image(kodak_dir) -> torch.Tensor:
+    return load_rgb(sorted(kodak_dir.glob("*.png"))[0])
+
+
+@pytest.fixture(scope="session")
+def odd_image(kodak_image) -> torch.Tensor:
+    """An odd-sized crop of a real photograph (pads to 128 x 64, both sides odd)."""
+    return kodak_image[:, :, 201:268, 301:346].contiguous()  # 67 x 45
+
+
+@pytest.fixture(scope="session")
+def training_batch(kodak_dir) -> torch.Tensor:
+    """Two 64 x 64 crops of two real photographs."""
+    paths = sorted(kodak_dir.glob("*.png"))[1:3]
+    return torch.cat([load_rgb(p)[:, :, 100:164, 200:264] for p in paths]).contiguous()
+
+
+@pytest.fixture(scope="session")
+def portrait_image(kodak_dir) -> torch.Tensor:
+    """A whole Kodak portrait photograph: 768 rows, 512 columns."""
+    path = next(p for p in sorted(kodak_dir.glob("*.png")) if Image.open(p).size == (512, 768))
+    return load_rgb(path)
