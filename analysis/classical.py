@@ -124,12 +124,17 @@ def codec_curve(codec: PillowCodec, images: list, qualities: tuple[int, ...] | N
                 workers: int | None = None) -> RDCurve:
     """The codec's RD curve: one point per quality, bpp and PSNR averaged over the images."""
     qualities = tuple(qualities or codec.qualities)
-    jobs = [(q, image) for q in qualities for _, image in images]
     workers = workers or min(4, os.cpu_count() or 1)
+
+    def one_image(image) -> list[tuple[float, float]]:
+        # One thread per image: Image.save keeps its settings on the image object, so two
+        # threads saving the same image at different qualities would mix them up.
+        return [measure(codec, image, quality) for quality in qualities]
+
     with ThreadPoolExecutor(max_workers=workers) as pool:  # Pillow's encoders release the GIL
-        results = list(pool.map(lambda job: measure(codec, job[1], job[0]), jobs))
-    per_quality = np.array(results, dtype=float).reshape(len(qualities), len(images), 2)
-    bpp, psnr = per_quality[:, :, 0].mean(axis=1), per_quality[:, :, 1].mean(axis=1)
+        results = list(pool.map(one_image, [image for _, image in images]))
+    per_image = np.array(results, dtype=float)  # (images, qualities, 2)
+    bpp, psnr = per_image[:, :, 0].mean(axis=0), per_image[:, :, 1].mean(axis=0)
     return RDCurve(codec.name(), bpp, psnr, f"{PILLOW_SOURCE}{codec.key}")
 
 

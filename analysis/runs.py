@@ -3,9 +3,11 @@ knob, training setting and metric.
 
 Columns, in order:
   run_id, run_name, status, start_time, end_time
-  variant_id, family, sweep, train_config_id, device, shared_device, failure_reason   (tags)
+  variant_id, family, sweep, train_config_id, device, shared_device, failure_reason, flops_size,
+  runtime_protocol.<device>                                                           (tags)
   transform, entropy, hyper     (the family label `<transforms>/<entropy model>:<hyper>` split)
-  every metric by its bare name (rdc.names), e.g. rd_loss, bpp, decode_ms_<device>
+  every metric by its bare name (rdc.names), e.g. rd_loss, bpp, decode_ms_<device>,
+  decode_networks_mps_<device>
   spec.<knob path> and train.<setting> params (numbers where every value is a number), spec_json
 A metric a run never logged is NaN; runtimes on several devices are several columns.
 """
@@ -20,7 +22,7 @@ from rdc.errors import UserError
 
 RUN_COLUMNS = ["run_id", "run_name", "status", "start_time", "end_time"]
 TAG_COLUMNS = [names.TAG_VARIANT_ID, names.TAG_FAMILY, names.TAG_SWEEP, names.TAG_TRAIN_CONFIG,
-               names.TAG_DEVICE, names.TAG_SHARED_DEVICE, names.TAG_FAILURE]
+               names.TAG_DEVICE, names.TAG_SHARED_DEVICE, names.TAG_FAILURE, names.TAG_FLOPS_SIZE]
 COMPONENT_COLUMNS = ["transform", "entropy", "hyper"]
 LMBDA_COLUMN = names.TRAIN_PARAM_PREFIX + "lmbda"
 FINISHED = "FINISHED"
@@ -60,7 +62,8 @@ def tidy(raw: RawRuns) -> pd.DataFrame:
     out = out.set_index("run_id")
 
     tags = _wide(raw.tags, out.index)
-    for tag in TAG_COLUMNS:
+    protocols = sorted(c for c in tags.columns if c.startswith(names.RUNTIME_PROTOCOL_TAG_PREFIX))
+    for tag in TAG_COLUMNS + protocols:
         out[tag] = tags[tag] if tag in tags else None
     parts = out[names.TAG_FAMILY].astype("string").str.extract(r"^(?P<transform>[^/]+)/(?P<entropy>[^:]+):(?P<hyper>.+)$")
     for column in COMPONENT_COLUMNS:
@@ -90,10 +93,23 @@ def _numeric_if_possible(values: pd.Series) -> pd.Series:
 def metric_columns(frame: pd.DataFrame) -> list[str]:
     """The metric columns of a tidy frame (everything that is not a run field, tag, component or param)."""
     fixed = set(RUN_COLUMNS + TAG_COLUMNS + COMPONENT_COLUMNS + [names.SPEC_JSON_PARAM])
-    return [c for c in frame.columns
-            if c not in fixed and not c.startswith((names.SPEC_PARAM_PREFIX, names.TRAIN_PARAM_PREFIX))]
+    prefixes = (names.SPEC_PARAM_PREFIX, names.TRAIN_PARAM_PREFIX, names.RUNTIME_PROTOCOL_TAG_PREFIX)
+    return [c for c in frame.columns if c not in fixed and not c.startswith(prefixes)]
 
 
-def runtime_columns(frame: pd.DataFrame, prefix: str = names.DECODE_MS_PREFIX) -> dict[str, str]:
-    """{device: column} for every per-device runtime metric with `prefix` that some run has."""
-    return {c[len(prefix):]: c for c in metric_columns(frame) if c.startswith(prefix) and frame[c].notna().any()}
+def runtime_columns(frame: pd.DataFrame, stage: str = names.DECODE, stat: str = names.MS, *,
+                    include_shared: bool = False) -> dict[str, str]:
+    """{device: column} of one runtime statistic (names.runtime_metric) that some run has.
+
+    Times taken while trials shared a device (device name ending in names.SHARED_SUFFIX) are
+    not clean measurements and are left out unless asked for.
+    """
+    out = {}
+    for column in metric_columns(frame):
+        parsed = names.parse_runtime_metric(column)
+        if parsed is None or parsed[:2] != (stage, stat) or frame[column].isna().all():
+            continue
+        device = parsed[2]
+        if include_shared or not device.endswith(names.SHARED_SUFFIX):
+            out[device] = column
+    return out

@@ -6,6 +6,8 @@ and do two devices rank the same models in the same order?
 - Per device: each run's rank, 1 = fastest.
 - Per pair of devices: Kendall's tau-b between the two orders (1 = the same order; ties allowed),
   over the runs timed on both.
+Times are the median ms per image of a stage (names.DECODE with entropy coding, or
+names.DECODE_NETWORKS without, as in the study's Fig. 4); shared-device times are left out.
 """
 
 from __future__ import annotations
@@ -34,11 +36,11 @@ def _correlations(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def flops_runtime_correlation(frame: pd.DataFrame, flops: str = names.DECODE_KFLOPS_PER_PX,
-                              prefix: str = names.DECODE_MS_PREFIX) -> pd.DataFrame:
+                              stage: str = names.DECODE) -> pd.DataFrame:
     """One row per (device, family) and per device over all families: n, pearson_r, spearman_rho,
     and the least-squares slope in ms per kFLOP/px (NaN with fewer than 3 runs or no spread)."""
     rows = []
-    for device, column in runtime_columns(frame, prefix).items():
+    for device, column in runtime_columns(frame, stage).items():
         timed = frame.dropna(subset=[flops, column])
         groups = [(ALL_FAMILIES, timed)] + list(timed.groupby(names.TAG_FAMILY, sort=True))
         for family, group in groups:
@@ -50,10 +52,10 @@ def flops_runtime_correlation(frame: pd.DataFrame, flops: str = names.DECODE_KFL
     return pd.DataFrame(rows, columns=["device", "family", "n", "pearson_r", "spearman_rho", "ms_per_kflop_px"])
 
 
-def device_rankings(frame: pd.DataFrame, prefix: str = names.DECODE_MS_PREFIX) -> pd.DataFrame:
+def device_rankings(frame: pd.DataFrame, stage: str = names.DECODE) -> pd.DataFrame:
     """run_id, variant_id, family, then `rank_<device>` (1 = fastest; ties share the best rank)
     and the time itself, for every run timed on at least one device."""
-    columns = runtime_columns(frame, prefix)
+    columns = runtime_columns(frame, stage)
     out = frame[["run_id", names.TAG_VARIANT_ID, names.TAG_FAMILY]].copy()
     for device, column in columns.items():
         out[f"rank_{device}"] = frame[column].rank(method="min").astype("Int64")
@@ -62,12 +64,12 @@ def device_rankings(frame: pd.DataFrame, prefix: str = names.DECODE_MS_PREFIX) -
     return out[timed].reset_index(drop=True)
 
 
-def kendall_tau_between_devices(frame: pd.DataFrame, prefix: str = names.DECODE_MS_PREFIX) -> pd.DataFrame:
+def kendall_tau_between_devices(frame: pd.DataFrame, stage: str = names.DECODE) -> pd.DataFrame:
     """One row per pair of devices: n runs timed on both, Kendall tau-b and its p-value."""
     from scipy import stats
 
     rows = []
-    for (a, col_a), (b, col_b) in itertools.combinations(sorted(runtime_columns(frame, prefix).items()), 2):
+    for (a, col_a), (b, col_b) in itertools.combinations(sorted(runtime_columns(frame, stage).items()), 2):
         both = frame.dropna(subset=[col_a, col_b])
         tau = p_value = float("nan")
         if len(both) >= 2:

@@ -43,6 +43,12 @@ def test_curve_points_are_real_encodes(two_kodak, key):
     assert curve.psnr[1] == pytest.approx(np.mean(psnrs), rel=1e-9)
 
 
+def test_threads_give_the_same_curve_as_one_thread(two_kodak):
+    qualities = (10, 30, 50, 70, 90)
+    assert np.array_equal(codec_curve(CODECS["webp"], two_kodak, qualities, workers=4).psnr,
+                          codec_curve(CODECS["webp"], two_kodak, qualities, workers=1).psnr)
+
+
 def test_saved_curve_reads_back_as_an_anchor(two_kodak, tmp_path):
     curve = codec_curve(CODECS["jpeg"], two_kodak, (30, 70))
     path = tmp_path / "jpeg.json"
