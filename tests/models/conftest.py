@@ -96,3 +96,24 @@ def portrait_image(kodak_dir) -> torch.Tensor:
     """A whole Kodak portrait photograph: 768 rows, 512 columns."""
     path = next(p for p in sorted(kodak_dir.glob("*.png")) if Image.open(p).size == (512, 768))
     return load_rgb(path)
+
+
+def code_and_check(model, x: torch.Tensor) -> tuple[bytes, dict]:
+    """Compress x (one image) for real, decode it, and require the decoder to reproduce the
+    eval-mode forward path bit for bit. Returns the bitstream and the forward outputs."""
+    model.eval()
+    model.update(force=True)
+    with torch.no_grad():
+        reference = model(x)
+        (data,) = model.compress(x)
+        decoded = model.decompress(data)
+    assert torch.equal(decoded["y_hat"], reference["y_hat"])
+    assert torch.equal(decoded["z_hat"], reference["z_hat"])
+    assert torch.equal(decoded["x_hat"], reference["x_hat"].clamp(0, 1))
+    return data, reference
+
+
+@pytest.fixture(scope="session")
+def bit_exact():
+    """code_and_check(model, x) -> (bitstream, forward outputs), asserting a bit-exact decode."""
+    return code_and_check

@@ -19,23 +19,10 @@ CHARM_OPTIONS = [
 ]
 
 
-def check_bit_exact(model, x) -> bytes:
-    model.eval()
-    model.update(force=True)
-    with torch.no_grad():
-        reference = model(x)
-        (data,) = model.compress(x)
-        decoded = model.decompress(data)
-    assert torch.equal(decoded["y_hat"], reference["y_hat"])
-    assert torch.equal(decoded["z_hat"], reference["z_hat"])
-    assert torch.equal(decoded["x_hat"], reference["x_hat"].clamp(0, 1))
-    return data
-
-
 @pytest.mark.parametrize("options", CHARM_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
-def test_charm_options_code_bit_exactly(options, make_spec, odd_image):
+def test_charm_options_code_bit_exactly(options, make_spec, odd_image, bit_exact):
     torch.manual_seed(0)
-    check_bit_exact(build(make_spec("conv", "charm", "conv", **options)), odd_image)
+    bit_exact(build(make_spec("conv", "charm", "conv", **options)), odd_image)
 
 
 def test_concat_merge_starts_as_addition(make_spec, odd_image):
@@ -50,16 +37,15 @@ def test_concat_merge_starts_as_addition(make_spec, odd_image):
 
 @pytest.mark.parametrize("layout", ["balle2018", "minnen2018", "ms2020"])
 @pytest.mark.parametrize("mode", ["scale", "mean_scale"])
-def test_hyperprior_modes_and_hyper_layouts(mode, layout, odd_image):
+def test_hyperprior_modes_and_hyper_layouts(mode, layout, odd_image, bit_exact):
     torch.manual_seed(0)
     spec = {"M": 24, "transform": {"type": "conv", "N": 16}, "entropy": {"type": "hyperprior", "mode": mode},
             "hyper": {"type": "conv", "N": 16, "layout": layout}}
-    check_bit_exact(build(spec), odd_image)
+    bit_exact(build(spec), odd_image)
 
 
-def test_bitstream_holds_the_size_and_every_stream(make_spec, odd_image):
-    model = build(make_spec("conv", "charm", "conv"))
-    data = check_bit_exact(model, odd_image)
+def test_bitstream_holds_the_size_and_every_stream(make_spec, odd_image, bit_exact):
+    data, _ = bit_exact(build(make_spec("conv", "charm", "conv")), odd_image)
     height, width, streams = bitstream.unpack(data)
     assert (height, width) == tuple(odd_image.shape[-2:])
     assert len(streams) == 2  # all slices of y in one rANS stream, then z
@@ -79,9 +65,9 @@ def test_compress_batch_gives_one_stream_per_image(make_spec, training_batch):
     assert len(streams) == training_batch.shape[0]
 
 
-def test_damaged_bitstreams_are_refused(make_spec, odd_image):
+def test_damaged_bitstreams_are_refused(make_spec, odd_image, bit_exact):
     model = build(make_spec("conv", "hyperprior", "conv"))
-    data = check_bit_exact(model, odd_image)
+    data, _ = bit_exact(model, odd_image)
     for damaged, message in [(b"XX" + data[2:], "bad magic"), (data[:-3], "length"), (data[:4], "truncated")]:
         with pytest.raises(ValueError, match=message):
             model.decompress(damaged)
