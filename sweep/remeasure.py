@@ -1,0 +1,371 @@
+"""`rdc profile` and `rdc eval`: measure finished runs again, writing into the same MLflow runs.
+
+`rdc profile --experiment NAME [--device cpu|cuda]` loads each FINISHED run's final model (the
+artifact names.MODEL_ARTIFACT) and adds this device's runtimes to that run: the cross-device
+leaderboard the study asks for, one column per device. Each runtime metric is written once
+per run: MLflow keeps every logged value as history and has no way to delete one (logging
+again at the same step adds a second row, and the larger value, not the newer, becomes the
+run's "latest"), so a run that already holds this device's metrics is left as it is. Running
+the command twice, or again after an interruption or after new runs finished, profiles exactly
+the runs still missing them. A run whose checkpoint is missing or unreadable gets one error
+line and the others are still profiled; the exit code is then 2.
+
+`rdc eval --run RUN_ID --images DIR` evaluates one run's model on any folder with real
+bitstreams, prints per-image and average results, and keeps the per-image table as the run's
+artifact eval/<folder>.csv (replaced on a rerun; artifacts, unlike metrics, overwrite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from rdc import names
+from rdc.errors import UserError
+
+DEFAULT_TRACKING_URI = "sqlite:///runs/mlflow.db"
+PROFILE_CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "profile"
+STEP = 0  # runtime metrics are not a curve: one value, at step 0
+
+
+# -- shared: the store, the runs, their models -------------------------------------------------
+def tracking_uri(uri: str | None) -> str:
+    """The MLflow store to use; a sqlite file must exist (MLflow would create an empty one)."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):]).expanduser()
+        if not path.is_file():
+            raise UserError("--tracking-uri", uri, reason="no such sqlite file",
+                            allowed="an existing MLflow store: sqlite:///path/to/mlflow.db or http://host:port")
+    return uri
+
+
+def _client(uri: str):
+    import logging
+
+    # A command's stderr is for its own error lines: no download progress bars, no INFO chatter.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def find_experiment(client, name: str, uri: str):
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        known = sorted(e.name for e in client.search_experiments())
+        raise UserError("--experiment", name, reason=f"no such experiment in {uri}",
+                        allowed=", ".join(known) or "none (run a sweep first)")
+    return experiment
+
+
+def finished_and_other_runs(client, experiment_id: str) -> tuple[list, list]:
+    """(FINISHED runs oldest first, runs in any other state)."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    runs.sort(key=lambda r: r.info.start_time)
+    return [r for r in runs if r.info.status == "FINISHED"], [r for r in runs if r.info.status != "FINISHED"]
+
+
+def get_run(client, run_id: str, uri: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise UserError("--run", run_id, reason=f"no such run in {uri}", allowed="a run id from `rdc frontier` or the MLflow UI") from None
+
+
+def load_run_model(client, run_id: str, label: str | None = None):
+    """The run's final model on the CPU, with its entropy-coder tables; UserError if it cannot be."""
+    import torch
+    from mlflow.exceptions import MlflowException
+
+    from models import build
+    from models.errors import SpecError
+
+    key = f"run {run_id}" + (f" ({label})" if label and label != run_id else "") + ": checkpoint"
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = client.download_artifacts(run_id, names.MODEL_ARTIFACT, folder)
+        except (MlflowException, OSError):
+            raise UserError(key, names.MODEL_ARTIFACT, reason="missing from the run's artifacts",
+                            allowed="a run finished by `rdc sweep`, which saves its final model") from None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
+        except Exception as err:  # noqa: BLE001 - torch raises many types for truncated or foreign files
+            # The type alone: torch's messages for foreign files run to paragraphs of advice
+            # about unpickling, which is never what a user should do with a run's artifact.
+            raise UserError(key, names.MODEL_ARTIFACT, reason=f"not a readable torch checkpoint ({_type_name(err)})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("spec"), dict) or not isinstance(state.get("model"), dict):
+        raise UserError(key, names.MODEL_ARTIFACT, reason="not an rdc model checkpoint",
+                        allowed='{"spec": spec mapping, "model": state_dict}')
+    try:
+        model = build(state["spec"])
+    except SpecError as err:
+        raise UserError(f"{key} spec.{err.key}", err.value, allowed=err.allowed) from None
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise UserError(key, names.MODEL_ARTIFACT, reason=f"weights do not fit its spec ({_first_line(err)})") from None
+    model.eval()
+    with torch.no_grad():
+        model.update(force=True)
+    return model
+
+
+def _type_name(err: Exception) -> str:
+    kind = type(err)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__.lstrip('_')}.{kind.__name__}"
+
+
+def _first_line(err: Exception, limit: int = 160) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _images(source: str | None, key: str):
+    from jobs.data import BUILTIN, load_images
+
+    return load_images(source, split="eval", key=key), (str(Path(source).expanduser().resolve()) if source else BUILTIN)
+
+
+def _store_and_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:<index> (default: cpu)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help=f"MLflow store (default: $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI})")
+
+
+def _error(command: str, err: Exception) -> None:
+    sys.stdout.flush()  # keep the error line where it happened among the progress lines
+    print(f"rdc {command}: error: {err}", file=sys.stderr, flush=True)
+
+
+# -- rdc profile -------------------------------------------------------------------------------
+def profile_defaults(kind: str) -> dict:
+    """warmup and repeats from conf/profile/<kind>.yaml (what a sweep's trials use too)."""
+    from omegaconf import OmegaConf
+
+    path = PROFILE_CONF_DIR / f"{kind}.yaml"
+    values = {"warmup": 1, "repeats": 5}
+    if path.is_file():
+        loaded = OmegaConf.to_container(OmegaConf.load(path))
+        values.update({k: loaded[k] for k in values if k in (loaded or {})})
+    return values
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("an integer >= 0")
+    return value
+
+
+def profile_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rdc profile",
+        description="Add this device's runtimes (decode with and without entropy coding, encode) to every "
+                    "FINISHED run of an experiment. Runs that already have them are left as they are.")
+    parser.add_argument("--experiment", required=True, help="the MLflow experiment (the sweep's name)")
+    _store_and_device(parser)
+    parser.add_argument("--images", default=None, help="folder of images to time (default: the built-in evaluation photographs)")
+    parser.add_argument("--threads", type=_non_negative, default=None, help="CPU threads to pin torch to (default: torch's); part of the device name")
+    parser.add_argument("--warmup", type=_non_negative, default=None, help="untimed calls per image and stage (default: conf/profile/<device>.yaml)")
+    parser.add_argument("--repeats", type=_non_negative, default=None, help="timed calls per image and stage, at least 2 (default: conf/profile/<device>.yaml)")
+    return parser
+
+
+def profile_main(argv: list[str] | None = None) -> int:
+    args = profile_parser().parse_args(argv)
+    from jobs.device import device_name, pinned_threads, resolve_device
+    from jobs.profile import RuntimeProtocol
+
+    device = resolve_device(args.device)
+    defaults = profile_defaults(device.type)
+    warmup = defaults["warmup"] if args.warmup is None else args.warmup
+    repeats = defaults["repeats"] if args.repeats is None else args.repeats
+    if repeats < 2:
+        raise UserError("--repeats", repeats, reason="the coefficient of variation needs two timings", allowed="an integer >= 2")
+    if args.threads is not None and (args.threads < 1 or device.type != "cpu"):
+        raise UserError("--threads", args.threads, allowed="an integer >= 1, with --device cpu")
+    images, images_label = _images(args.images, "--images")
+    uri = tracking_uri(args.tracking_uri)
+    client = _client(uri)
+    experiment = find_experiment(client, args.experiment, uri)
+    finished, others = finished_and_other_runs(client, experiment.experiment_id)
+    if not finished:
+        raise UserError("--experiment", args.experiment, reason="has no FINISHED runs", allowed="an experiment whose sweep finished some runs")
+
+    protocol = RuntimeProtocol(warmup=warmup, repeats=repeats, threads=args.threads)
+    counts = {"profiled": 0, "already profiled": 0, "failed": 0}
+    with pinned_threads(args.threads):
+        name = device_name(device)
+        print(f"rdc profile: {len(finished)} finished runs of {args.experiment!r} on {name} "
+              f"({len(images)} images, warmup {warmup}, repeats {repeats})")
+        for run in finished:
+            label = f"{run.info.run_name or run.info.run_id} ({run.info.run_id})"
+            if not _missing(run, name):
+                counts["already profiled"] += 1
+                print(f"  {label}: already has {name}'s runtimes, left as they are")
+                continue
+            try:
+                line = _profile_run(client, run, device, protocol, images, images_label)
+            except UserError as err:
+                counts["failed"] += 1
+                _error("profile", err)
+                continue
+            counts["profiled"] += 1
+            print(f"  {label}: {line}", flush=True)
+    if others:
+        counts["not finished (skipped)"] = len(others)
+    print(f"rdc profile: {name}: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    return 2 if counts["failed"] else 0
+
+
+def _missing(run, device: str) -> list[str]:
+    return [m for m in names.runtime_metrics(device) if m not in run.data.metrics]
+
+
+def _profile_run(client, run, device, protocol, images, images_label: str) -> str:
+    import torch
+    from mlflow.entities import Metric, RunTag
+
+    from jobs.profile import flops_metrics, profile_runtime
+
+    run_id = run.info.run_id
+    model = load_run_model(client, run_id, run.info.run_name)
+    try:
+        runtime = profile_runtime(model, images, device, protocol)
+    except torch.OutOfMemoryError:
+        raise UserError(f"run {run_id}: --device", str(device), reason="out of memory while timing this model",
+                        allowed="a device with more memory, or smaller --images") from None
+    metrics = runtime.metrics()
+    # Runs from before encode FLOPs (or any cost metric) existed get them too, once.
+    costs = {k: v for k, v in flops_metrics(model.cpu()).items() if k not in run.data.metrics}
+    with tempfile.TemporaryDirectory() as folder:
+        table = Path(folder) / names.runtime_table(runtime.device)
+        runtime.table().to_csv(table, index=False)
+        client.log_artifact(run_id, str(table))
+    client.log_batch(run_id, tags=[RunTag(names.runtime_protocol_tag(runtime.device), runtime.describe(images_label))])
+    # Metrics last, in one batch: they are what marks the run as profiled. Read the run again
+    # so that a concurrent `rdc profile` on this device cannot make us write a second value.
+    present = client.get_run(run_id).data.metrics
+    now = _now_ms()
+    items = [Metric(k, float(v), now, STEP) for k, v in {**metrics, **costs}.items() if k not in present]
+    if items:
+        client.log_batch(run_id, metrics=items)
+    summary = {stage: runtime.summary(stage) for stage in names.RUNTIME_STAGES}
+    return ", ".join(f"{stage} {s[names.MS]:.2f} ms (cv {100 * s[names.CV]:.1f}%)" for stage, s in summary.items())
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+# -- rdc eval ----------------------------------------------------------------------------------
+def eval_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rdc eval",
+        description="Evaluate one run's final model on a folder of images with real bitstreams: bpp from bytes, "
+                    "PSNR and MS-SSIM on 8-bit RGB, per image and averaged per image.")
+    parser.add_argument("--run", required=True, help="the MLflow run id")
+    parser.add_argument("--images", required=True, help="a folder of images (or one image file)")
+    _store_and_device(parser)
+    parser.add_argument("--reconstructions", default=None, help="folder to save the decoded images in, as PNG")
+    parser.add_argument("--csv", default=None, help="also write the per-image table to this file")
+    parser.add_argument("--no-log", action="store_true", help="do not keep the per-image table as the run's artifact")
+    return parser
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    args = eval_parser().parse_args(argv)
+    from jobs.device import resolve_device
+    from jobs.evaluate import evaluate
+    from jobs.settings import TrainSettings
+
+    device = resolve_device(args.device)
+    for key, value in (("--reconstructions", args.reconstructions), ("--csv", args.csv)):
+        _check_writable(key, value, folder=key == "--reconstructions")
+    images, images_label = _images(args.images, "--images")
+    uri = tracking_uri(args.tracking_uri)
+    client = _client(uri)
+    run = get_run(client, args.run, uri)
+    lmbda = _lmbda(run, TrainSettings().lmbda)
+    model = load_run_model(client, args.run, run.info.run_name).to(device)
+
+    evaluation = evaluate(model, images, lmbda, keep_reconstructions=args.reconstructions is not None)
+    table = evaluation.table()
+    # Outputs only after every image succeeded: nothing half-written for bad input.
+    if args.reconstructions:
+        _save_reconstructions(Path(args.reconstructions), images, evaluation.reconstructions)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    artifact = None
+    if not args.no_log:
+        artifact = f"{names.EVAL_TABLE_DIR}/{_table_name(args.images)}.csv"
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / Path(artifact).name
+            table.to_csv(path, index=False)
+            client.log_artifact(args.run, str(path), names.EVAL_TABLE_DIR)
+
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    s = evaluation.summary
+    line = (f"run {args.run} on {images_label} ({len(images)} images, averaged per image): "
+            f"bpp {s[names.BPP]:.4f} (likelihoods {s[names.BPP_EST]:.4f}), PSNR {s[names.PSNR]:.2f} dB")
+    if names.MS_SSIM in s:
+        line += f", MS-SSIM {s[names.MS_SSIM]:.4f} ({s[names.MS_SSIM_DB]:.2f} dB)"
+    print(line + f", rd_loss {s[names.RD_LOSS]:.4f} (lambda {lmbda:g})")
+    if artifact:
+        print(f"per-image table kept as the run's artifact {artifact}")
+    return 0
+
+
+def _lmbda(run, default: float) -> float:
+    try:
+        return float(run.data.params[names.TRAIN_PARAM_PREFIX + "lmbda"])
+    except (KeyError, ValueError):
+        return default
+
+
+def _check_writable(key: str, value: str | None, *, folder: bool) -> None:
+    if value is None:
+        return
+    path = Path(value).expanduser()
+    if folder and path.exists() and not path.is_dir():
+        raise UserError(key, value, reason="exists and is not a folder", allowed="a folder (created if absent)")
+    if not folder and (path.is_dir() or not path.parent.is_dir()):
+        raise UserError(key, value, reason="not a file in an existing folder", allowed="a path like results/kodak.csv")
+
+
+def _save_reconstructions(folder: Path, images, reconstructions) -> None:
+    from PIL import Image as PILImage
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for image, pixels in zip(images, reconstructions):
+        PILImage.fromarray(pixels).save(folder / f"{image.name}.png")
+
+
+def _table_name(source: str) -> str:
+    """eval/<name>.csv: the folder's name, or the image's name without its suffix."""
+    path = Path(source).expanduser().resolve()
+    return _slug(path.stem if path.is_file() else path.name)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "images"
