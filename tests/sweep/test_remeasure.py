@@ -234,3 +234,14 @@ def test_eval_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, images,
         assert err.startswith(f"rdc eval: error: {expected}") and "\n" not in err, err
     assert not out.exists()
     assert store.artifacts(run_id, names.EVAL_TABLE_DIR) == []
+
+
+def test_profile_defaults_come_from_the_profile_config_group():
+    from omegaconf import OmegaConf
+
+    from sweep.remeasure import PROFILE_CONF_DIR, profile_defaults
+
+    for kind in ("cpu", "cuda"):
+        conf = OmegaConf.load(PROFILE_CONF_DIR / f"{kind}.yaml")
+        assert profile_defaults(kind) == {"warmup": conf.warmup, "repeats": conf.repeats}
+    assert profile_defaults("cuda")["warmup"] > profile_defaults("cpu")["warmup"]
