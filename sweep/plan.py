@@ -22,7 +22,6 @@ tests/sweep/test_plan_costs.py checks the fast numbers equal the slow ones on ev
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import json
 import os
@@ -37,6 +36,7 @@ from typing import Callable, Iterable
 from jobs.profile import REFERENCE_HEIGHT, REFERENCE_WIDTH
 from rdc import names
 from rdc.errors import UserError
+from sweep.variant import canonical_json
 
 OUT_FORMATS = (".csv", ".parquet")
 
@@ -53,19 +53,30 @@ class PartCost:
                         self.encode_flops + other.encode_flops)
 
 
+PARTS = ("transform", "latent")
+STRATEGIES = ("meta", "fake", "real")
+
+
 class CostModel:
     """Params and FLOPs per pixel of variants, each distinct part built and counted once.
 
-    `fake=False` builds parts with real weights and counts copies on the meta device (the way
-    jobs.profile counts a whole model): slower, for components FakeTensorMode cannot build;
-    parts that fail under FakeTensorMode fall back to it on their own.
+    A part is built the first way that works, in `strategies` order: on the meta device
+    (fastest; most layers), under FakeTensorMode (GDN, whose constructor computes with CPU
+    tensors), or with real weights counted as a meta copy (anything else). ("real",) is the
+    slow way, for checking. `prepare(specs, workers)` costs the distinct parts of many specs
+    in parallel processes; `costs(spec)` then only adds cached parts.
     """
 
-    def __init__(self, height: int = REFERENCE_HEIGHT, width: int = REFERENCE_WIDTH, *, fake: bool = True):
-        self.height, self.width, self.fake = height, width, fake
+    def __init__(self, height: int = REFERENCE_HEIGHT, width: int = REFERENCE_WIDTH, *,
+                 strategies: tuple[str, ...] = STRATEGIES, workers: int = 1):
+        if not strategies or set(strategies) - set(STRATEGIES):
+            raise ValueError(f"strategies must be drawn from {STRATEGIES}")
+        self.height, self.width, self.strategies = height, width, tuple(strategies)
+        self.workers = workers  # processes prepare() uses by default
         self._parts: dict[tuple, PartCost] = {}
-        self.fallbacks = 0  # parts FakeTensorMode could not build
-        self._fake_mode = None
+        self.built_by = {how: 0 for how in STRATEGIES}  # parts built each way
+        self._preferred: dict[tuple, str] = {}  # the way that worked last for these component types
+        self._fake = None
 
     @property
     def parts_built(self) -> int:
@@ -76,7 +87,7 @@ class CostModel:
         from models import parse_spec
 
         spec = parse_spec(spec)
-        total = self._transform_part(spec) + self._latent_part(spec)
+        total = self.part("transform", spec) + self.part("latent", spec)
         pixels = self.height * self.width
         return {
             names.PARAMS: total.params,
@@ -88,78 +99,164 @@ class CostModel:
 
     __call__ = costs  # a CostFn for sweep.space.expand
 
-    # The codec assembled around a part gives the latent shapes and the padding exactly as the
-    # real model computes them; jobs.profile.count_flops applies the project's FLOPs conventions.
-    def _transform_part(self, spec) -> PartCost:
-        def build():
-            return spec.transform.build(spec.M)
+    def part(self, kind: str, spec) -> PartCost:
+        from models import parse_spec
+        from models.errors import SpecError
 
-        def count(g_a, g_s, tensor) -> tuple[int, int]:
-            from jobs.profile import count_flops
-            from models.codec import ImageCodec
-
-            codec = ImageCodec(spec, g_a, g_s, _NoLatent())
-            y_shape, _ = codec.latent_shapes(self.height, self.width)
-            decode = count_flops(g_s, tensor(y_shape))
-            encode = count_flops(lambda x: g_a(codec.pad(x)), tensor((1, 3, self.height, self.width)))
-            return decode, encode
-
-        return self._part(("transform", _canonical(spec.transform), spec.M), build, count)
-
-    def _latent_part(self, spec) -> PartCost:
-        def build():
-            z_channels = spec.hyper.z_channels(spec.M)
-            h_a, h_s = spec.hyper.build(spec.M, spec.entropy.hyper_out_channels(spec.M))
-            return (spec.entropy.build(spec.M, h_a, h_s, z_channels),)
-
-        def count(latent, tensor) -> tuple[int, int]:
-            from jobs.profile import count_flops
-            from models.codec import ImageCodec
-            from torch import nn
-
-            codec = ImageCodec(spec, nn.Identity(), nn.Identity(), latent)
-            y_shape, z_shape = codec.latent_shapes(self.height, self.width)
-            decode = count_flops(latent.decode_networks, tensor(y_shape), tensor(z_shape))
-            if hasattr(latent, "encode_networks"):
-                encode = count_flops(latent.encode_networks, tensor(y_shape))
-            else:  # as jobs.profile counts a codec without encode_networks: h_a, then what decode runs
-                encode = count_flops(lambda y: latent.decode_networks(y, latent.h_a(y)), tensor(y_shape))
-            return decode, encode
-
-        return self._part(("latent", _canonical(spec.entropy), _canonical(spec.hyper), spec.M), build, count)
-
-    def _part(self, key: tuple, build: Callable, count: Callable) -> PartCost:
+        spec = parse_spec(spec)
+        key = part_key(kind, spec)
         if key not in self._parts:
-            if self.fake:
-                try:
-                    self._parts[key] = self._measure(build, count, fake=True)
-                except Exception:  # noqa: BLE001 - a module FakeTensorMode cannot build: count it for real
-                    self.fallbacks += 1
-            if key not in self._parts:
-                self._parts[key] = self._measure(build, count, fake=False)
+            try:
+                self._parts[key], how = self._first_that_works(kind, spec)
+            except SpecError as err:  # a component that refuses to build: say which spec
+                raise PartError(kind, _plain_spec(spec), err) from None
+            self.built_by[how] += 1
         return self._parts[key]
 
-    def _measure(self, build: Callable, count: Callable, *, fake: bool) -> PartCost:
+    def prepare(self, specs: Iterable, *, workers: int | None = None, progress: bool = False) -> None:
+        """Cost every distinct part of `specs` now, in `workers` processes when more than one."""
+        from models import parse_spec
+
+        workers = self.workers if workers is None else workers
+        todo: dict[tuple, tuple[str, dict]] = {}
+        for raw in specs:
+            spec = parse_spec(raw)
+            for kind in PARTS:
+                key = part_key(kind, spec)
+                if key not in self._parts and key not in todo:
+                    todo[key] = (kind, spec.to_dict())
+        if not todo:
+            return
+        if workers <= 1 or len(todo) < 2 * workers:
+            for kind, spec in _progress(list(todo.values()), progress, "costing parts"):
+                self.part(kind, spec)
+            return
+        for key, cost, how in _in_processes(todo, workers, (self.height, self.width, self.strategies), progress):
+            self._parts[key] = cost
+            self.built_by[how] += 1
+
+    def _first_that_works(self, kind: str, spec) -> tuple[PartCost, str]:
+        types = (kind,) + tuple(c["type"] for c in _components(kind, spec))
+        order = sorted(self.strategies, key=lambda how: how != self._preferred.get(types))
+        for how in order[:-1]:
+            try:
+                cost = self._measure(kind, spec, how)
+            except Exception:  # noqa: BLE001 - this part cannot be built this way: try the next
+                continue
+            self._preferred[types] = how
+            return cost, how
+        return self._measure(kind, spec, order[-1]), order[-1]  # its errors are the user's
+
+    def _measure(self, kind: str, spec, how: str) -> PartCost:
         import contextlib
 
         import torch
         from jobs.profile import on_meta
 
-        with self._fake() if fake else contextlib.nullcontext():
-            modules = build()
+        build, count = (_build_transform, _count_transform) if kind == "transform" else (_build_latent, _count_latent)
+        context = {"meta": lambda: torch.device("meta"), "fake": self._fake_mode,
+                   "real": contextlib.nullcontext}[how]
+        with context():
+            modules = build(spec)
             params = sum(p.numel() for module in modules for p in module.parameters())
-            # fake modules have no storage to copy; real ones are counted as weightless meta copies
-            counted = [module.eval() for module in modules] if fake else [on_meta(module) for module in modules]
-            device = "cpu" if fake else "meta"
-            decode, encode = count(*counted, lambda shape: torch.zeros(shape, device=device))
+            if how == "real":  # counted as weightless meta copies, as jobs.profile counts a model
+                counted, device = [on_meta(module) for module in modules], "meta"
+            elif how == "meta":  # a constructor's stray CPU tensors (compressai makes some) join them
+                counted, device = [module.to("meta").eval() for module in modules], "meta"
+            else:
+                counted, device = [module.eval() for module in modules], "cpu"
+        tensor = functools.partial(_zeros, device=device)
+        with self._fake_mode() if how == "fake" else contextlib.nullcontext():
+            decode, encode = count(spec, self.height, self.width, *counted, tensor=tensor)
         return PartCost(params, decode, encode)
 
-    def _fake(self):
-        if self._fake_mode is None:
-            from torch._subclasses.fake_tensor import FakeTensorMode
+    def _fake_mode(self):
+        from torch._subclasses.fake_tensor import FakeTensorMode
 
-            self._fake_mode = FakeTensorMode()
-        return self._fake_mode
+        if self._fake is None:
+            self._fake = FakeTensorMode()
+        return self._fake
+
+
+class PartError(Exception):
+    """A part of `spec` refused to build (SpecError); picklable, so it crosses processes."""
+
+    def __init__(self, kind: str, spec: dict, error):
+        self.kind, self.spec = kind, spec
+        self.key, self.value, self.allowed = error.key, error.value, error.allowed
+        super().__init__(kind, spec, error)
+
+    def __reduce__(self):
+        from models.errors import SpecError
+
+        return PartError, (self.kind, self.spec, SpecError(self.key, self.value, self.allowed))
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.key}={self.value!r}: allowed: {self.allowed}"
+
+
+def _plain_spec(spec) -> dict:
+    from models import parse_spec
+
+    return parse_spec(spec).to_dict()
+
+
+def part_key(kind: str, spec) -> tuple:
+    """What a part's cost depends on: (transform, M) or (entropy, hyper, M)."""
+    from models import parse_spec
+
+    spec = parse_spec(spec)
+    return (kind, spec.M) + tuple(canonical_json(c) for c in _components(kind, spec))
+
+
+def _components(kind: str, spec) -> tuple[dict, ...]:
+    from models import parse_spec, registry
+
+    spec = parse_spec(spec)
+    parts = (spec.transform,) if kind == "transform" else (spec.entropy, spec.hyper)
+    return tuple(registry.to_plain(c) for c in parts)
+
+
+# The two parts mirror models.factory.build; the codec assembled around a part gives the latent
+# shapes and the padding as the real model computes them, and jobs.profile.count_flops applies
+# the project's FLOPs conventions. The exactness test guards the mirror.
+def _build_transform(spec) -> tuple:
+    return tuple(spec.transform.build(spec.M))
+
+
+def _count_transform(spec, height: int, width: int, g_a, g_s, *, tensor) -> tuple[int, int]:
+    from jobs.profile import count_flops
+    from models.codec import ImageCodec
+
+    codec = ImageCodec(spec, g_a, g_s, _NoLatent())
+    y_shape, _ = codec.latent_shapes(height, width)
+    decode = count_flops(g_s, tensor(y_shape))
+    encode = count_flops(lambda x: g_a(codec.pad(x)), tensor((1, 3, height, width)))
+    return decode, encode
+
+
+def _build_latent(spec) -> tuple:
+    z_channels = spec.hyper.z_channels(spec.M)
+    h_a, h_s = spec.hyper.build(spec.M, spec.entropy.hyper_out_channels(spec.M))
+    return (spec.entropy.build(spec.M, h_a, h_s, z_channels),)
+
+
+def _count_latent(spec, height: int, width: int, latent, *, tensor) -> tuple[int, int]:
+    from jobs.profile import count_flops
+    from models.codec import ImageCodec
+    from torch import nn
+
+    codec = ImageCodec(spec, nn.Identity(), nn.Identity(), latent)
+    y_shape, z_shape = codec.latent_shapes(height, width)
+    decode = count_flops(latent.decode_networks, tensor(y_shape), tensor(z_shape))
+    encode = count_flops(latent.encode_networks, tensor(y_shape))
+    return decode, encode
+
+
+def _zeros(shape, *, device: str):
+    import torch
+
+    return torch.zeros(shape, device=device)
 
 
 class _NoLatent:
@@ -168,10 +265,36 @@ class _NoLatent:
     z_channels = 1
 
 
-def _canonical(component) -> str:
-    from models import registry
+def _in_processes(todo: dict, workers: int, setup: tuple, progress: bool):
+    """(key, cost, how) of every part of `todo`, costed by a pool of fresh processes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    return json.dumps(registry.to_plain(component), sort_keys=True)
+    # fork starts workers with torch and the models already imported (spawn re-imports them:
+    # seconds per worker); torch resets its thread pools in forked children, as its DataLoader
+    # relies on. Platforms without fork spawn.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(_cost_part_in_worker, setup, kind, spec) for kind, spec in todo.values()]
+        for future in _progress(as_completed(futures), progress, "costing parts", total=len(futures)):
+            yield future.result()
+
+
+_WORKER_MODELS: dict[tuple, CostModel] = {}
+
+
+def _cost_part_in_worker(setup: tuple, kind: str, spec: dict) -> tuple[tuple, PartCost, str]:
+    height, width, strategies = setup
+    model = _WORKER_MODELS.setdefault(setup, CostModel(height, width, strategies=strategies))
+    # each process pins one torch thread: the pool is the parallelism
+    import torch
+
+    torch.set_num_threads(1)
+    before = dict(model.built_by)
+    cost = model.part(kind, spec)
+    how = next(h for h in STRATEGIES if model.built_by[h] != before[h])
+    return part_key(kind, spec), cost, how
 
 
 @functools.lru_cache(maxsize=None)
@@ -187,28 +310,11 @@ def reference_costs(spec: dict) -> dict[str, float]:
 
 def measured_costs(spec: dict, height: int = REFERENCE_HEIGHT, width: int = REFERENCE_WIDTH) -> dict[str, float]:
     """The slow way the fast one must equal: build the whole model with real weights, count it."""
-    from jobs.profile import count_params, decode_flops
+    from jobs.profile import count_params, flops_metrics
     from models import build
 
     model = build(spec)
-    flops = decode_flops(model, height, width)
-    out = {
-        names.PARAMS: count_params(model),
-        names.DECODE_KFLOPS_PER_PX: flops["kflops_per_px"],
-        names.DECODE_KMACS_PER_PX: flops["kmacs_per_px"],
-    }
-    encode = _encode_flops(model, height, width)
-    if encode is not None:
-        out[names.ENCODE_KFLOPS_PER_PX] = encode["kflops_per_px"]
-        out[names.ENCODE_KMACS_PER_PX] = encode["kmacs_per_px"]
-    return out
-
-
-def _encode_flops(model, height: int, width: int):
-    import jobs.profile
-
-    encode_flops = getattr(jobs.profile, "encode_flops", None)
-    return encode_flops(model, height, width) if encode_flops is not None else None
+    return {names.PARAMS: count_params(model), **flops_metrics(model, height, width)}
 
 
 # -- the table -------------------------------------------------------------------------------
@@ -235,14 +341,14 @@ def plan_rows(variants: Iterable, costs: Callable[[dict], dict], *, progress: bo
     return rows
 
 
-def _progress(items: list, enabled: bool, description: str):
+def _progress(items: Iterable, enabled: bool, description: str, total: int | None = None):
     if not enabled:
         yield from items
         return
     from rich.console import Console
     from rich.progress import track
 
-    yield from track(items, description=description, console=Console(stderr=True), transient=True)
+    yield from track(items, description=description, total=total, console=Console(stderr=True), transient=True)
 
 
 def family_summary(rows: list[dict]) -> list[dict]:
@@ -320,6 +426,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. search_space=paper profile.flops_height=256")
     parser.add_argument("--config-dir", help="an extra folder of config groups (e.g. your search_space/*.yaml)")
     parser.add_argument("--out", help="write the plan here: a .csv or .parquet file")
+    parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 8),
+                        help="processes that cost parts in parallel (default: the CPU count, at most 8)")
     parser.add_argument("--verify", type=int, default=0, metavar="N",
                         help="also build N sampled variants with real weights and check the fast costs equal them")
     return parser.parse_args(argv)
@@ -328,8 +436,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     out = _checked_out(args.out)
-    if args.verify < 0:
-        raise UserError("--verify", args.verify, allowed="a number of variants >= 0")
+    for option, value in (("--verify", args.verify), ("--workers", args.workers - 1)):
+        if value < 0:
+            raise UserError(option, getattr(args, option[2:]), allowed="a whole number >= " + ("0" if option == "--verify" else "1"))
 
     from rich.console import Console
 
@@ -339,19 +448,23 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     cfg = load_config(args.overrides, args.config_dir)
     height, width = cfg["profile"]["flops_height"], cfg["profile"]["flops_width"]
-    costs = cost_model(height, width)
-    # budgets always compare costs at the reference size, like `rdc sweep`'s expansion
-    expansion = expand_space(cfg["search_space"], costs=cost_model())
-    rows = plan_rows(expansion.variants, _with_variant_errors(costs, expansion), progress=True)
+    costs, budgets = cost_model(height, width), cost_model()  # budgets compare at the reference size
+    costs.workers = budgets.workers = args.workers
+    try:
+        expansion = expand_space(cfg["search_space"], costs=budgets)
+        costs.prepare([v.spec for v in expansion.variants], progress=True)
+        rows = plan_rows(expansion.variants, costs)
+    except PartError as err:
+        raise _in_family(err, cfg["search_space"]) from None
     seconds = time.perf_counter() - started
 
-    console = Console(highlight=False)
-    space = expansion.space
-    console.print(f"plan {space.name!r}: {len(rows)} variants from {expansion.points} grid points "
+    console = Console(highlight=False, width=max(Console().width, 130))
+    console.print(f"plan {expansion.space.name!r}: {len(rows)} variants from {expansion.points} grid points "
                   f"({expansion.removed_by_constraints} removed by constraints, {expansion.duplicates} duplicates, "
                   f"{expansion.removed_by_budget} over budget) in {seconds:.1f} s")
-    console.print(f"costs per pixel of a {height}x{width} image; {costs.parts_built} distinct parts costed"
-                  + (f" ({costs.fallbacks} with real weights)" if costs.fallbacks else ""))
+    built = ", ".join(f"{n} {how}" for how, n in costs.built_by.items() if n)
+    console.print(f"costs per pixel of a {height}x{width} image; {costs.parts_built} distinct parts costed "
+                  f"({built or 'all cached'}) by {args.workers} process(es)")
     print_summary(family_summary(rows), console)
     status = _verify(expansion.variants, costs, args.verify, console) if args.verify else 0
     if out is not None:
@@ -374,21 +487,20 @@ def _checked_out(path: str | None) -> Path | None:
     return out.resolve()
 
 
-def _with_variant_errors(costs: CostModel, expansion) -> Callable[[dict], dict]:
-    """A component that refuses to build says which family of the space it came from."""
-    from models.errors import SpecError
+def _in_family(err: PartError, raw_space) -> UserError:
+    """A part that refuses to build, named by the first family of the space that has it."""
+    from sweep.space import parse_space
 
-    where = {f.name: f.where for f in expansion.space.families}
-
-    def cost(spec: dict) -> dict:
-        try:
-            return costs(spec)
-        except SpecError as err:
-            group = next((v.group for v in expansion.variants if v.spec == spec), None)
-            raise UserError(f"{where.get(group, expansion.space.root)}.{err.key}", err.value,
-                            allowed=err.allowed, reason="cannot be built") from None
-
-    return cost
+    space = parse_space(raw_space)
+    for family in space.families:
+        types = dict(family.types)
+        if all(types[kind] == err.spec[kind]["type"] for kind in types):
+            where = family.where
+            break
+    else:
+        where = space.root
+    return UserError(f"{where}.{err.kind if err.kind == 'transform' else 'entropy/hyper'}.{err.key}", err.value,
+                     allowed=err.allowed, reason=f"cannot be built (M={err.spec['M']})")
 
 
 def _verify(variants: list, costs: CostModel, count: int, console) -> int:

@@ -42,7 +42,7 @@ from rdc.errors import UserError
 from sweep.variant import Variant, canonical_json
 
 SPACE_KEYS = ("name", "description", "shared", "families", "constraints")
-FAMILY_KEYS = ("name",) + TOP_LEVEL_KEYS + ("constraints",)
+FAMILY_KEYS = ("name",) + TOP_LEVEL_KEYS + ("constraints", "one_of")
 CONSTRAINT_KINDS = ("divisible", "max", "min")
 COST_KEYS = (names.PARAMS, names.DECODE_KFLOPS_PER_PX, names.DECODE_KMACS_PER_PX,
              names.ENCODE_KFLOPS_PER_PX, names.ENCODE_KMACS_PER_PX)
@@ -175,44 +175,52 @@ def expand_space(space: Any, *, costs: CostFn | None = None, root: str = "search
     parsed = space if isinstance(space, SearchSpace) else parse_space(space, root)
     by_id: dict[str, tuple[Variant, Family]] = {}
     removed = duplicates = 0
-    for family in parsed.families:
-        rules = parsed.constraints + family.constraints
+    for name, parts in _by_name(parsed.families).items():
         kept = 0
-        for point in family.points():
-            if not all(rule.allows(point) for rule in rules if not rule.is_cost):
-                removed += 1
-                continue
-            kept += 1
-            variant = _variant(point, family)
-            if variant.variant_id in by_id:
-                duplicates += 1
-            else:
-                by_id[variant.variant_id] = (variant, family)
+        for family in parts:
+            rules = [rule for rule in parsed.constraints + family.constraints if not rule.is_cost]
+            for point in family.points():
+                if not all(rule.allows(point) for rule in rules):
+                    removed += 1
+                    continue
+                kept += 1
+                variant = _variant(point, family)
+                if variant.variant_id in by_id:
+                    duplicates += 1
+                else:
+                    by_id[variant.variant_id] = (variant, family)
         if kept == 0:
-            raise _no_point_left(family, [rule for rule in rules if not rule.is_cost], list(family.points()))
+            rules = [rule for rule in parsed.constraints + parts[0].constraints if not rule.is_cost]
+            raise _no_point_left(parts[0], rules, [point for family in parts for point in family.points()])
 
     variants = [variant for variant, _ in by_id.values()]
     computed: dict[str, dict[str, float]] = {}
+    budgets = {family.name: [rule for rule in parsed.constraints + family.constraints if rule.is_cost]
+               for family in parsed.families}
     over_budget = 0
-    if any(rule.is_cost for rule in parsed.constraints) or any(
-        rule.is_cost for family in parsed.families for rule in family.constraints
-    ):
+    if any(budgets.values()):
         cost_of = costs or _default_costs
-        kept_variants = []
-        for variant, family in by_id.values():
-            budget = [rule for rule in parsed.constraints + family.constraints if rule.is_cost]
+        prepare = getattr(cost_of, "prepare", None)
+        if prepare is not None:  # a CostModel costs the distinct parts of all variants at once
+            prepare([variant.spec for variant in variants])
+        for variant in variants:
             computed[variant.variant_id] = cost_of(variant.spec)
-            if all(rule.allows(computed[variant.variant_id]) for rule in budget):
-                kept_variants.append(variant)
-            else:
-                over_budget += 1
-        for family in parsed.families:
-            mine = [v for v, f in by_id.values() if f is family]
-            if mine and not any(v.group == family.name for v in kept_variants):
-                budget = [rule for rule in parsed.constraints + family.constraints if rule.is_cost]
-                raise _no_point_left(family, budget, [computed[v.variant_id] for v in mine])
+        kept_variants = [v for v in variants if all(rule.allows(computed[v.variant_id]) for rule in budgets[v.group])]
+        over_budget = len(variants) - len(kept_variants)
+        for name, parts in _by_name(parsed.families).items():
+            mine = [computed[v.variant_id] for v in variants if v.group == name]
+            if mine and not any(v.group == name for v in kept_variants):
+                raise _no_point_left(parts[0], budgets[name], mine)
         variants = kept_variants
     return Expansion(parsed, variants, parsed.size, removed, duplicates, over_budget, computed)
+
+
+def _by_name(families: tuple[Family, ...]) -> dict[str, list[Family]]:
+    """The Families of each YAML family (one per `one_of` alternative), in order."""
+    out: dict[str, list[Family]] = {}
+    for family in families:
+        out.setdefault(family.name, []).append(family)
+    return out
 
 
 def _variant(point: dict, family: Family) -> Variant:
@@ -232,7 +240,8 @@ def _no_point_left(family: Family, rules: list[Constraint], points: list[dict]) 
             span = f"{rule.key} takes {_span(seen)} in this family" if seen else f"{rule.key} is absent"
             return UserError(rule.where, rule.describe(), reason=f"removes every variant of family {family.name!r}",
                              allowed=f"a constraint some variant meets ({span})")
-    return UserError(f"{family.where}.name", family.name, reason="the constraints together remove every variant",
+    return UserError(f"{family.where.split('.one_of[')[0]}.name", family.name,
+                     reason="the constraints together remove every variant",
                      allowed="constraints that leave at least one variant: " +
                      "; ".join(canonical_json(rule.describe()) for rule in rules))
 
@@ -244,7 +253,7 @@ def _span(values: list) -> str:
 def _default_costs(spec: dict) -> dict[str, float]:
     from sweep.plan import reference_costs
 
-    return reference_costs(spec)
+    return reference_costs(spec)  # sweep.plan imports this module's users' rooms: import lazily
 
 
 # -- parsing: YAML -> schema -----------------------------------------------------------------
@@ -267,11 +276,11 @@ def parse_space(raw: Any, root: str = "search_space") -> SearchSpace:
     families: list[Family] = []
     for index, raw_family in enumerate(raw_families):
         where = f"{root}.families[{index}]"
-        family = _parse_family(raw_family, shared, where, f"{root}.shared")
-        if any(other.name == family.name for other in families):
-            raise UserError(f"{where}.name", family.name, reason="duplicate family name",
+        parts = _parse_family(raw_family, (shared, f"{root}.shared"), where)
+        if any(other.name == parts[0].name for other in families):
+            raise UserError(f"{where}.name", parts[0].name, reason="duplicate family name",
                             allowed="a name not used by another family")
-        families.append(family)
+        families.extend(parts)
     total = sum(f.size for f in families)
     if total > MAX_VARIANTS:
         raise UserError(f"{root}.families", f"{total} grid points", allowed=f"at most {MAX_VARIANTS} grid points")
@@ -285,48 +294,63 @@ def parse_space(raw: Any, root: str = "search_space") -> SearchSpace:
     return SearchSpace(name, description, tuple(families), tuple(constraints), root)
 
 
-def _parse_family(raw: Any, shared: dict, where: str, shared_where: str) -> Family:
+def _parse_family(raw: Any, shared: tuple[dict, str], where: str) -> list[Family]:
+    """One YAML family: a Family per `one_of` alternative (or just one), all under its name."""
     family = _mapping(raw, where, "a mapping with keys " + ", ".join(FAMILY_KEYS))
     _check_keys(family, FAMILY_KEYS, where)
     name = family.get("name")
     if not isinstance(name, str) or not name.strip() or not name.isprintable():
         raise UserError(f"{where}.name", name, allowed="a non-empty one-line string")
+    constraints = tuple(_parse_constraints(family.get("constraints"), f"{where}.constraints"))
+    base = [shared, ({k: v for k, v in family.items() if k in TOP_LEVEL_KEYS}, where)]
+    if "one_of" not in family:
+        return [_parse_grid(name, where, base, constraints)]
+    alternatives = family["one_of"]
+    if not isinstance(alternatives, list) or not alternatives:
+        raise UserError(f"{where}.one_of", alternatives, allowed="a non-empty list of partial families "
+                        "({M: ..., transform: {...}, ...})")
+    parts = []
+    for index, alternative in enumerate(alternatives):
+        at = f"{where}.one_of[{index}]"
+        alternative = _mapping(alternative, at, "a mapping with keys " + ", ".join(TOP_LEVEL_KEYS))
+        _check_keys(alternative, TOP_LEVEL_KEYS, at)
+        parts.append(_parse_grid(name, at, base + [(alternative, at)], constraints))
+    return parts
 
+
+def _parse_grid(name: str, where: str, layers: list[tuple[dict, str]], constraints: tuple) -> Family:
+    """A Family from layered mappings (shared, family, alternative), later layers winning."""
     axes: list[Axis] = []
-    m_where = where if "M" in family else shared_where if "M" in shared else None
-    if m_where is not None:
-        m_raw = family["M"] if "M" in family else shared["M"]
-        axes.append(Axis(("M",), tuple(_grid(m_raw, f"{m_where}.M", _positive_int)), f"{m_where}.M"))
+    m_layers = [(mapping["M"], at) for mapping, at in layers if "M" in mapping]
+    if m_layers:
+        m_raw, at = m_layers[-1]
+        axes.append(Axis(("M",), tuple(_grid(m_raw, f"{at}.M", _positive_int)), f"{at}.M"))
     types = []
     for kind in registry.KINDS:
-        ctype, knob_axes = _parse_component(kind, shared.get(kind), family.get(kind), where, shared_where)
+        component_layers = [(_component_mapping(mapping[kind], f"{at}.{kind}", kind), f"{at}.{kind}")
+                            for mapping, at in layers if mapping.get(kind) is not None]
+        ctype, knob_axes = _parse_component(kind, component_layers, where)
         types.append((kind, ctype))
         axes.extend(knob_axes)
-    constraints = _parse_constraints(family.get("constraints"), f"{where}.constraints")
     for axis in axes:
         if len(axis.values) > MAX_VARIANTS:
             raise UserError(axis.where, f"{len(axis.values)} values", allowed=f"at most {MAX_VARIANTS} values")
-    result = Family(name, where, tuple(types), tuple(axes), tuple(constraints))
+    result = Family(name, where, tuple(types), tuple(axes), constraints)
     if result.size > MAX_VARIANTS:
         raise UserError(where, name, reason=f"its grid has {result.size} points", allowed=f"at most {MAX_VARIANTS}")
     return result
 
 
-def _parse_component(kind: str, shared_raw: Any, own_raw: Any, where: str, shared_where: str):
-    """(type, axes) of one kind: the family's mapping merged over the shared one."""
+def _parse_component(kind: str, given: list[tuple[dict, str]], where: str):
+    """(type, axes) of one kind from its layered mappings: knobs merge, another type replaces."""
     allowed_types = ", ".join(registry.names(kind))
-    shared_map = _component_mapping(shared_raw, f"{shared_where}.{kind}", kind) if shared_raw is not None else None
-    own_map = _component_mapping(own_raw, f"{where}.{kind}", kind) if own_raw is not None else None
-    if shared_map is None and own_map is None:
+    if not given:
         raise UserError(f"{where}.{kind}", None, reason="missing", allowed=f"{{type: <{allowed_types}>, knob: value...}}")
-
-    layers: list[tuple[dict, str]] = []  # lowest first
-    if shared_map is not None:
-        layers.append((shared_map, f"{shared_where}.{kind}"))
-    if own_map is not None:
-        if shared_map is not None and "type" in own_map and own_map["type"] != shared_map.get("type"):
-            layers = []  # another component type replaces the shared one and its knobs
-        layers.append((own_map, f"{where}.{kind}"))
+    layers: list[tuple[dict, str]] = []
+    for mapping, at in given:
+        if layers and "type" in mapping and mapping["type"] != _current_type(layers):
+            layers = []  # another component type replaces the lower layers and their knobs
+        layers.append((mapping, at))
     ctype, type_where = None, None
     for mapping, at in layers:
         if "type" in mapping:
@@ -355,6 +379,11 @@ def _parse_component(kind: str, shared_raw: Any, own_raw: Any, where: str, share
             check = _knob_checker(cls, fields[knob_name])
             axes.append(Axis((kind, knob_name), tuple(_grid(value, at, check, is_list=_is_list_knob(cls, knob_name))), at))
     return ctype, axes
+
+
+def _current_type(layers: list[tuple[dict, str]]):
+    types = [mapping["type"] for mapping, _ in layers if "type" in mapping]
+    return types[-1] if types else None
 
 
 def _component_mapping(raw: Any, where: str, kind: str) -> dict:

@@ -52,12 +52,16 @@ class Variant:
         return cls(variant_id(canonical_spec), family, group, canonical_json(canonical_spec))
 
     def label(self) -> str:
-        """A short human label: M and every knob, e.g. `M=192 t.N=128 h.N=128`."""
+        """A short human label: M and the knobs off their defaults, e.g. `M=192 t.N=128 h.N=128`."""
+        from models import registry
+
         spec = self.spec
         parts = [f"M={spec['M']}"]
         for kind, short in KIND_ABBREVIATIONS.items():
-            for key, value in spec[kind].items():
-                if key != "type":
+            component = spec[kind]
+            defaults = registry.to_plain(registry.component_class(kind, component["type"])())
+            for key, value in component.items():
+                if key != "type" and value != defaults.get(key):
                     text = ",".join(map(str, value)) if isinstance(value, list) else value
                     parts.append(f"{short}.{key}={text}")
         return " ".join(parts)
