@@ -134,7 +134,7 @@ def rate_savings_bars(table: pd.DataFrame, reference: str, psnr_range: tuple[flo
 
 
 def decode_time_vs_flops(frame: pd.DataFrame, runtimes: dict[str, str], correlation: pd.DataFrame, path: Path,
-                         *, what: str = "decode") -> Path:
+                         *, what: str = "decode time") -> Path:
     """Fig. 4 left/centre: one panel per device, time (of `what`) vs kFLOPs/px, Pearson r per family."""
     styles = family_styles(frame[names.TAG_FAMILY])
     fig = Figure(figsize=(6 * len(runtimes), 4.5))
@@ -147,7 +147,7 @@ def decode_time_vs_flops(frame: pd.DataFrame, runtimes: dict[str, str], correlat
             ax.scatter(group[names.DECODE_KFLOPS_PER_PX], group[column], s=28, label=label,
                        color=styles[family]["color"], marker=styles[family]["marker"], edgecolors="white", linewidths=0.4)
         ax.set_xlabel("decode kFLOPs/px")
-        ax.set_ylabel(f"{what}: ms per image")
+        ax.set_ylabel(f"{what} (ms per image)")
         ax.set_title(device)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)

@@ -217,7 +217,8 @@ def _runtime_section(frame: pd.DataFrame, stage: str, folder: Path, notes: list[
         notes.append(f"times on shared devices left out of every runtime comparison: {', '.join(sorted(shared))}")
     if not runtimes:
         return section.text(f"No run has a clean {stage} time ({names.runtime_metric(stage, names.MS, '<device>')}).")
-    what = "decode without entropy coding" if stage == names.DECODE_NETWORKS else "decode with entropy coding"
+    what = ("decode time without entropy coding" if stage == names.DECODE_NETWORKS
+            else "decode time, entropy coding included")
     correlation = flops_runtime_correlation(frame, stage=stage)
     rankings = device_rankings(frame, stage=stage)
     taus = kendall_tau_between_devices(frame, stage=stage)
@@ -226,8 +227,8 @@ def _runtime_section(frame: pd.DataFrame, stage: str, folder: Path, notes: list[
     taus.to_csv(folder / "kendall_tau.csv", index=False)
     fig4 = figures.decode_time_vs_flops(frame, runtimes, correlation, folder / "fig4_decode_time_vs_kflops.png",
                                         what=what)
-    section.figure(fig4, f"Fig. 4 (left): {what} time vs decode kFLOPs/px per device; r = Pearson per family")
-    section.text(f"Correlation of decode kFLOPs/px with {what} time:").table(correlation, "correlation")
+    section.figure(fig4, f"Fig. 4 (left): {what} vs decode kFLOPs/px per device; r = Pearson per family")
+    section.text(f"Correlation of decode kFLOPs/px with {what}:").table(correlation, "correlation")
     if taus.empty:
         notes.append("runtimes from one device only: no rank-rank comparison (run `rdc profile` on another device)")
         return section

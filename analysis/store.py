@@ -135,7 +135,7 @@ def _read_with_sql(experiment: str, uri: str) -> RawRuns:
 
 
 def _frame(result, columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame.from_records(list(result), columns=columns)
+    return pd.DataFrame.from_records(result.fetchall(), columns=columns)
 
 
 def _read_with_client(experiment: str, uri: str) -> RawRuns:
