@@ -26,7 +26,7 @@ STAGES = 2  # two stride-2 steps: z at H/64 from y at H/16
 @dataclass(frozen=True)
 class SwinHyper:
     dims: tuple[int, ...] = knob((192, 192), min=1, doc="widths of the two h_a stages (z has the last); h_s mirrors them")
-    depths: tuple[int, ...] = knob((5, 1), min=1, doc="Swin blocks in each h_a stage; h_s uses them in reverse")
+    depths: tuple[int, ...] = knob((5, 1), min=0, doc="Swin blocks in each h_a stage; h_s uses them in reverse")
     head_dim: int = knob(32, min=1, doc="channels per attention head")
     window: int = knob(4, min=1, doc="attention window side")
     mlp_ratio: float = knob(4.0, min=0.25, doc="MLP hidden width / block width")

@@ -112,7 +112,7 @@ class WindowAttention(nn.Module):
         attn = attn + bias.permute(2, 0, 1)
         if mask is not None:
             num_windows = mask.shape[0]
-            attn = attn.view(bn // num_windows, num_windows, self.heads, n, n) + mask[None, :, None]
+            attn = attn.view(bn // num_windows, num_windows, self.heads, n, n) + mask[None, :, None].to(attn.dtype)
             attn = attn.view(bn, self.heads, n, n)
         out = attn.softmax(dim=-1) @ v
         return self.proj(out.transpose(1, 2).reshape(bn, n, c))

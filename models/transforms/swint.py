@@ -30,7 +30,7 @@ STAGES = 4  # four stride-2 steps: y at H/16
 @dataclass(frozen=True)
 class SwinTransform:
     dims: tuple[int, ...] = knob((128, 192, 256), min=1, doc="widths of the first three g_a stages (the fourth runs at M); g_s mirrors them")
-    depths: tuple[int, ...] = knob((2, 2, 6, 2), min=1, doc="Swin blocks in each g_a stage; g_s uses them in reverse")
+    depths: tuple[int, ...] = knob((2, 2, 6, 2), min=0, doc="Swin blocks in each g_a stage; g_s uses them in reverse")
     head_dim: int = knob(32, min=1, doc="channels per attention head (heads = width / head_dim)")
     window: int = knob(8, min=1, doc="attention window side")
     mlp_ratio: float = knob(4.0, min=0.25, doc="MLP hidden width / block width")
