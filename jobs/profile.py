@@ -102,18 +102,7 @@ def encode_flops(model, height: int = REFERENCE_HEIGHT, width: int = REFERENCE_W
     """Encode FLOPs and MACs per pixel: g_a, h_a, h_s and the entropy-parameter networks."""
     meta_model = on_meta(model)
     x = torch.zeros(1, 3, height, width, device="meta")
-    if hasattr(meta_model, "encode_networks"):
-        flops = count_flops(meta_model.encode_networks, x)
-    else:
-        flops = count_flops(_encode_networks, meta_model, x)
-    return _per_pixel(flops, height, width)
-
-
-def _encode_networks(model, x: torch.Tensor) -> None:
-    # Until every codec has encode_networks(x): the networks compress() runs, in its order.
-    y = model.g_a(model.pad(x))
-    z = model.latent.h_a(y)
-    model.latent.decode_networks(y, z)
+    return _per_pixel(count_flops(meta_model.encode_networks, x), height, width)
 
 
 def flops_metrics(model, height: int = REFERENCE_HEIGHT, width: int = REFERENCE_WIDTH) -> dict[str, float]:

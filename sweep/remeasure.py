@@ -4,8 +4,9 @@
 artifact names.MODEL_ARTIFACT) and adds this device's runtimes to that run: the cross-device
 leaderboard the study asks for, one column per device. Each runtime metric is written once
 per run: MLflow keeps every logged value as history and has no way to delete one (logging
-again at the same step adds a second row, and the larger value, not the newer, becomes the
-run's "latest"), so a run that already holds this device's metrics is left as it is. Running
+again at the same step adds a second row; with the same timestamp too, the larger value, not
+the newer, becomes the run's "latest"), so a run that already holds this device's metrics is
+left as it is. Running
 the command twice, or again after an interruption or after new runs finished, profiles exactly
 the runs still missing them. A run whose checkpoint is missing or unreadable gets one error
 line and the others are still profiled; the exit code is then 2.
