@@ -1,7 +1,8 @@
 """Compression models built from a spec through a registry of components.
 
 This package imports only torch and compressai. `build(spec)` is the entry point; `parse_spec`
-validates a spec without building it. Attributes load lazily so that importing a light module
+validates a spec without building it; `models.presets.preset(name)` gives the published
+reference specs (Balle, Minnen, ELIC, ms2020 CHARM, SwinT-ChARM, the study's model B). Attributes load lazily so that importing a light module
 (e.g. `models.errors`) does not import torch.
 """
 

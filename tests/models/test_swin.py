@@ -81,3 +81,8 @@ def test_stage_runs_on_any_size_and_on_meta(height, width):
     assert out.shape == (1, height, width, 16) and torch.isfinite(out).all()
     meta = stage.to("meta")(torch.zeros(1, height, width, 16, device="meta"))
     assert meta.shape == (1, height, width, 16)
+
+
+def test_zero_block_stage_is_the_identity():
+    x = torch.randn(1, 4, 4, 16)
+    assert torch.equal(SwinStage(16, 0, head_dim=8, window=4)(x), x)
