@@ -124,3 +124,12 @@ def test_unknown_preset_is_one_line():
         preset("balle2019")
     assert err.value.key == "preset" and "\n" not in str(err.value)
     assert "ms2020-charm" in str(err.value)
+
+
+def test_swint_charm_slice_widths_are_zhu_2022s():
+    """SwinT-ChARM's tapered slice transforms (Zhu et al. 2022, from the authors' training
+    logs as published in the SwinT-ChARM reimplementation): conv0 / conv1 widths per slice."""
+    charm = parse_spec(preset("zhu2022-swint-charm")).entropy
+    conv0 = [64, 64, 85, 106, 128, 149, 170, 192, 213, 234]
+    conv1 = [32, 32, 42, 53, 64, 74, 85, 96, 106, 117]
+    assert [charm.hidden_widths(i) for i in range(10)] == list(zip(conv0, conv1))
