@@ -18,7 +18,7 @@ table.tbl { border-collapse: collapse; font-size: 12px; margin: .5em 0 1em; }
 table.tbl th, table.tbl td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; }
 table.tbl th { background: #f3f3f3; } table.tbl td:nth-child(-n+3) { text-align: left; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #555; font-size: 12px; } .meta { color: #555; }
+figcaption { color: #555; font-size: 12px; } .meta { color: #555; } .scroll { overflow-x: auto; }
 """
 
 
@@ -32,8 +32,9 @@ class Section:
         return self
 
     def table(self, frame: pd.DataFrame, table_id: str) -> "Section":
-        self.body.append(frame.to_html(index=False, border=0, classes="tbl", table_id=table_id, na_rep="-",
-                                       float_format=lambda v: f"{v:.6g}", escape=True))
+        html_table = frame.to_html(index=False, border=0, classes="tbl", table_id=table_id, na_rep="-",
+                                   float_format=lambda v: f"{v:.6g}", escape=True)
+        self.body.append(f'<div class="scroll">{html_table}</div>')  # wide tables scroll, never clip
         return self
 
     def figure(self, path: Path, caption: str) -> "Section":

@@ -24,7 +24,8 @@ from analysis.anchors import read_anchor, unique_names
 from analysis.classical import PILLOW_SOURCE, codec_curve, codecs_from, load_images, write_compressai_json
 from analysis.curves import RDCurve
 from analysis.page import Section, render
-from analysis.query import DEFAULT_X, DEFAULT_Y, FrontierResult, query_frontier
+from analysis.frontier import RANK_COLUMN
+from analysis.query import DEFAULT_X, DEFAULT_Y, LABEL_COLUMN, FrontierResult, query_frontier
 from analysis.runs import runs, runtime_columns
 from analysis.runtime import device_rankings, flops_runtime_correlation, kendall_tau_between_devices
 from analysis.savings import RateSavings, model_curves, rate_savings
@@ -172,7 +173,10 @@ def _frontier_section(options: ReportOptions, result: FrontierResult, table_one:
                 else "each curve's own overlap")
         caption.append(f"{SAVINGS_COLUMN} = BD rate savings vs {savings.reference} over {span}"
                        " (variants trained at several lambdas only)")
-    section.text("; ".join(caption) + ".").table(table_one, "frontier")
+    # On the page: A (most complex) first, as the study's Table 1; run ids stay in frontier.csv.
+    view = table_one.assign(_order=table_one[LABEL_COLUMN].str.len()).sort_values(["_order", LABEL_COLUMN])
+    view = view.drop(columns=["_order", RANK_COLUMN, "run_id"], errors="ignore")
+    section.text("; ".join(caption) + ".").table(view, "frontier")
     fig = figures.rd_loss_vs_flops(result.ranked, DEFAULT_X, DEFAULT_Y, folder / "fig2_rd_loss_vs_kflops.png",
                                    title=f"{options.experiment}: RD loss vs decode complexity")
     return section.figure(fig, "Fig. 2 (left): RD loss vs decode kFLOPs/px; the frontier is the black staircase, "

@@ -13,7 +13,7 @@ from scipy.interpolate import PchipInterpolator
 
 from analysis.anchors import read_anchor, unique_names
 from analysis.bdrate import CurveError, bd_rate, overlap_range, savings_vs_bitrate
-from analysis.curves import RDCurve, curves_from_runs
+from analysis.curves import RDCurve, curve_from_runs, curves_from_runs
 from analysis.runs import runs
 from rdc.errors import UserError
 
@@ -143,3 +143,15 @@ def test_bd_rate_of_runs_logged_in_mlflow(study_store, anchors_dir):
     through_mlflow = bd_rate(vtm, curves["elic"])
     assert through_mlflow.percent == pytest.approx(bd_rate(vtm, read_anchor(anchors_dir / ELIC)).percent, rel=1e-12)
     assert through_mlflow.percent == pytest.approx(-7.0, abs=0.1)
+
+
+def test_a_chosen_set_of_runs_is_one_curve(study_store, anchors_dir):
+    """Any runs a user picks (here: ELIC's four lowest rates by run id) make one RD curve."""
+    frame = runs("study", study_store)
+    chosen = frame[frame["variant_id"] == "elic"].nsmallest(4, "bpp")
+    curve = curve_from_runs(frame[frame["run_id"].isin(chosen["run_id"])], "my pick")
+    assert curve.name == "my pick" and list(curve.bpp) == sorted(chosen["bpp"])
+    bpps, psnrs = _raw(anchors_dir, ELIC)
+    vtm = read_anchor(anchors_dir / VTM)
+    assert bd_rate(vtm, curve).percent == pytest.approx(
+        bd_rate(vtm, RDCurve("first four", bpps[:4], psnrs[:4], "file")).percent, rel=1e-12)

@@ -102,3 +102,16 @@ def test_missing_store_file(capsys, tmp_path):
     code, out, err = _run(capsys, "--experiment", "demo", "--tracking-uri", f"sqlite:///{tmp_path}/none.db")
     assert code == 2 and out == "" and "no such file" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "none.db").exists()
+
+
+def test_rd_loss_compares_runs_at_one_lambda(capsys, study_store):
+    code, out, _ = _run(capsys, "--experiment", "study", "--tracking-uri", study_store, "--format", "json")
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["notes"][0].startswith("RD loss compares runs at one lambda: using train.lmbda=0.0018 (2 runs; also")
+    assert {row["train.lmbda"] for row in payload["rows"]} == {0.0018}
+    code, out, _ = _run(capsys, "--experiment", "study", "--tracking-uri", study_store, "--format", "json",
+                        "--lmbda", "0.013")
+    payload = json.loads(out)
+    assert payload["notes"] == [] and {row["train.lmbda"] for row in payload["rows"]} == {0.013}
+    assert payload["runs_considered"] == 2
