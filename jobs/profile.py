@@ -27,7 +27,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from jobs.data import Image
-from jobs.device import device_name, pinned_threads, clock
+from jobs.device import clock, device_name, pinned_threads
 from rdc import names
 
 # Kodak's size: the study reports per-pixel costs on Kodak (512 x 768 = 393,216 pixels).
