@@ -23,7 +23,7 @@ def parse_args(argv: list[str], prog: str, description: str) -> argparse.Namespa
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. search_space=paper train.steps=50")
     parser.add_argument("--cfg", choices=["job"], help="print the composed config and exit")
     parser.add_argument("--config-dir", help="an extra folder of config groups (e.g. your search_space/*.yaml)")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # options may come between overrides
 
 
 def main(argv: list[str] | None = None) -> int:

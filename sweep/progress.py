@@ -49,8 +49,8 @@ class ProgressPrinter(Callback):
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         step = (trial.last_result or {}).get("step", 0)
-        self._print(f"retry  {self._name(trial)} after a crash (attempt {trial.num_failures + 1}), "
-                    f"from its checkpoint at step {step}")
+        where = f"from its checkpoint at step {step}" if step else "from the start (no checkpoint yet)"
+        self._print(f"retry  {self._name(trial)} after a crash (attempt {trial.num_failures + 1}), {where}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.done += 1
