@@ -109,7 +109,7 @@ class CostModel:
             try:
                 self._parts[key], how = self._first_that_works(kind, spec)
             except SpecError as err:  # a component that refuses to build: say which spec
-                raise PartError(kind, _plain_spec(spec), err) from None
+                raise PartError.of(kind, _plain_spec(spec), err) from None
             self.built_by[how] += 1
         return self._parts[key]
 
@@ -179,17 +179,15 @@ class CostModel:
 
 
 class PartError(Exception):
-    """A part of `spec` refused to build (SpecError); picklable, so it crosses processes."""
+    """A part of `spec` refused to build (a SpecError); plain fields, so it crosses processes."""
 
-    def __init__(self, kind: str, spec: dict, error):
-        self.kind, self.spec = kind, spec
-        self.key, self.value, self.allowed = error.key, error.value, error.allowed
-        super().__init__(kind, spec, error)
+    def __init__(self, kind: str, spec: dict, key: str, value, allowed: str):
+        self.kind, self.spec, self.key, self.value, self.allowed = kind, spec, key, value, allowed
+        super().__init__(kind, spec, key, value, allowed)
 
-    def __reduce__(self):
-        from models.errors import SpecError
-
-        return PartError, (self.kind, self.spec, SpecError(self.key, self.value, self.allowed))
+    @classmethod
+    def of(cls, kind: str, spec: dict, error) -> "PartError":
+        return cls(kind, spec, error.key, error.value, error.allowed)
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.key}={self.value!r}: allowed: {self.allowed}"
