@@ -4,17 +4,19 @@ The plan expands the space exactly as `rdc sweep` does (sweep.space.expand) and 
 variant its parameter count and its decode and encode kFLOPs/px and kMACs/px at the profile's
 reference size (conf/profile: 512x768, Kodak), in the conventions of jobs.profile.
 
-Building every model with real weights and counting it takes about half a second per variant
-here (random init of millions of weights dominates), and compressai's GDN cannot be built on the
-meta device. `CostModel` is the fast way, and it is exact:
+Building every model with real weights and counting it takes up to a second per variant here
+(random init of millions of weights dominates), and compressai's GDN cannot be built on the meta
+device. `CostModel` is the fast way, and it is exact:
   - a model is two parts: the transforms (g_a, g_s), which depend only on (transform, M), and
     the latent codec (h_a, h_s, entropy-parameter networks), which depends only on
     (entropy, hyper, M). Params and FLOPs of the model are the sums of its parts'. Families
-    share parts, so a space has far fewer distinct parts than variants, each costed once;
-  - each part is built under torch's FakeTensorMode: tensors carry shapes but no storage, so
-    no weight is initialised, and compressai's CPU-tensor constructors still work;
-  - FlopCounterMode counts each part on fake inputs of the full reference size: the same
-    operators on the same shapes as jobs.profile's count of the real model.
+    share parts, so a space has far fewer distinct parts than variants (paper: 122 for 592);
+  - each part is built once without initialising weights: on the meta device, or under torch's
+    FakeTensorMode where a constructor computes with CPU tensors (GDN); real weights only for
+    a part neither can build;
+  - jobs.profile.count_flops counts each part on inputs of the full reference size: the same
+    operators on the same shapes as jobs.profile's count of the whole real model. Parts are
+    costed in parallel worker processes (counting Swin stages dominates the time).
 tests/sweep/test_plan_costs.py checks the fast numbers equal the slow ones on every family;
 `rdc plan --verify N` repeats that check on N variants of any space (a new component, say).
 """
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import random
 import statistics
@@ -273,7 +274,7 @@ def _in_processes(todo: dict, workers: int, setup: tuple, progress: bool):
     # relies on. Platforms without fork spawn.
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
         futures = [pool.submit(_cost_part_in_worker, setup, kind, spec) for kind, spec in todo.values()]
         for future in _progress(as_completed(futures), progress, "costing parts", total=len(futures)):
             yield future.result()
@@ -282,13 +283,15 @@ def _in_processes(todo: dict, workers: int, setup: tuple, progress: bool):
 _WORKER_MODELS: dict[tuple, CostModel] = {}
 
 
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # the pool is the parallelism
+
+
 def _cost_part_in_worker(setup: tuple, kind: str, spec: dict) -> tuple[tuple, PartCost, str]:
     height, width, strategies = setup
     model = _WORKER_MODELS.setdefault(setup, CostModel(height, width, strategies=strategies))
-    # each process pins one torch thread: the pool is the parallelism
-    import torch
-
-    torch.set_num_threads(1)
     before = dict(model.built_by)
     cost = model.part(kind, spec)
     how = next(h for h in STRATEGIES if model.built_by[h] != before[h])
@@ -320,13 +323,12 @@ COST_COLUMNS = (names.PARAMS, names.DECODE_KFLOPS_PER_PX, names.DECODE_KMACS_PER
                 names.ENCODE_KFLOPS_PER_PX, names.ENCODE_KMACS_PER_PX)
 
 
-def plan_rows(variants: Iterable, costs: Callable[[dict], dict], *, progress: bool = False) -> list[dict]:
+def plan_rows(variants: Iterable, costs: Callable[[dict], dict]) -> list[dict]:
     """One row per variant: id, family, group, label, costs, then every knob as `spec.<path>`."""
     from sweep.variant import flatten_spec
 
-    variants = list(variants)
     rows = []
-    for variant in _progress(variants, progress, "costing variants"):
+    for variant in variants:
         spec = variant.spec
         row = {"variant_id": variant.variant_id, "family": variant.family, "group": variant.group,
                "label": variant.label()}
@@ -497,8 +499,9 @@ def _in_family(err: PartError, raw_space) -> UserError:
             break
     else:
         where = space.root
-    return UserError(f"{where}.{err.kind if err.kind == 'transform' else 'entropy/hyper'}.{err.key}", err.value,
-                     allowed=err.allowed, reason=f"cannot be built (M={err.spec['M']})")
+    part = "transforms" if err.kind == "transform" else "entropy model and hyper-transforms"
+    return UserError(f"{where}.{err.key}", err.value, allowed=err.allowed,
+                     reason=f"its {part} cannot be built (M={err.spec['M']})")
 
 
 def _verify(variants: list, costs: CostModel, count: int, console) -> int:

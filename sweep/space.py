@@ -11,6 +11,12 @@
         entropy: hyperprior                           # shorthand for {type: hyperprior}
         M: {from: 192, to: 320, step: 64}             # inclusive integer range
         constraints: [{max: {key: params, value: 20e6}}]   # this family only
+      - name: charm
+        transform: {type: elic, num_res_blocks: [2, 3]}
+        entropy: charm
+        one_of:                   # a union of grids: knobs that only make sense together
+          - {entropy: {slice_widths: [224, 128], slice_kernel: 5}, hyper: {layout: ms2020}}
+          - {entropy: {slice_widths: [64, 32], slice_kernel: 3, slice_taper: true}}
     constraints:                  # declarative filters over every family
       - divisible: [M, entropy.num_slices]
       - max: {key: decode_kflops_per_px, value: 1200}
@@ -19,7 +25,8 @@
 A knob whose value is itself a list (ELIC `channels`, SwinT `depths`) takes a list of lists as
 its grid. Nothing in a space is evaluated or instantiated: values are data, component types
 are looked up in the registry, and unknown keys (`_target_` included) are refused with their
-path. `parse_space` turns the YAML into the dataclasses below (the language's schema; Hydra
+path. `parse_space` turns the YAML into the dataclasses below (the language's schema: a
+Family per family or `one_of` alternative, an Axis per swept knob, Constraints; Hydra
 types `search_space` as Any and leaves its validation here); `expand` turns those into
 de-duplicated `Variant`s. `rdc plan` and `rdc sweep` both call `expand`, so they always agree.
 docs/search_space.md is the user's guide.
