@@ -267,13 +267,21 @@ class _NoLatent:
 def _in_processes(todo: dict, workers: int, setup: tuple, progress: bool):
     """(key, cost, how) of every part of `todo`, costed by a pool of fresh processes."""
     import multiprocessing
+    import threading
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    # fork starts workers with torch and the models already imported (spawn re-imports them:
-    # seconds per worker); torch resets its thread pools in forked children, as its DataLoader
-    # relies on. Platforms without fork spawn.
+    # fork starts workers with torch and the models already imported (a fresh interpreter takes
+    # seconds to import them); torch resets its thread pools in forked children, as its
+    # DataLoader relies on. A process with other threads alive (Ray, say) could fork a held
+    # lock, so it gets a forkserver that imports this module once; no fork: spawn.
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    if "fork" in methods and threading.active_count() == 1:
+        context = multiprocessing.get_context("fork")
+    elif "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    else:
+        context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
         futures = [pool.submit(_cost_part_in_worker, setup, kind, spec) for kind, spec in todo.values()]
         for future in _progress(as_completed(futures), progress, "costing parts", total=len(futures)):
