@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
 
-from sweep.plan import CostModel, measured_costs, mismatches, verification_sample  # noqa: E402
+from sweep.plan import CostModel, measured_costs, mismatches  # noqa: E402
 from sweep.space import expand  # noqa: E402
 
 TARGET_SECONDS = 30.0
@@ -77,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
           f"built {fast.built_by})")
 
     per_family = 1 if args.quick else 3
-    sample = verification_sample(variants, per_family * len(families))
+    rng = random.Random(0)
+    sample = [v for family in families
+              for v in rng.sample([v for v in variants if v.family == family], per_family)]
     slow_seconds: dict[str, list[float]] = {family: [] for family in families}
     failures = 0
     for variant in sample:
