@@ -338,7 +338,7 @@ def plan_rows(variants: Iterable, costs: Callable[[dict], dict]) -> list[dict]:
     rows = []
     for variant in variants:
         spec = variant.spec
-        row = {"variant_id": variant.variant_id, "family": variant.family, "group": variant.group,
+        row = {names.TAG_VARIANT_ID: variant.variant_id, names.TAG_FAMILY: variant.family, "group": variant.group,
                "label": variant.label()}
         row.update(costs(spec))
         # the same flattening and spelling as the MLflow params, so plan rows join runs
@@ -363,7 +363,7 @@ def family_summary(rows: list[dict]) -> list[dict]:
     """Per study family: count and min/median/max of params and decode/encode kFLOPs/px."""
     by_family: dict[str, list[dict]] = {}
     for row in rows:
-        by_family.setdefault(row["family"], []).append(row)
+        by_family.setdefault(row[names.TAG_FAMILY], []).append(row)
     out = []
     for family, members in by_family.items():
         entry = {"family": family, "count": len(members)}
