@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from jobs.settings import TrainSettings
+import yaml
+
 from rdc.errors import UserError
 
 CONF_DIR = Path(os.environ.get("RDC_CONF_DIR", Path(__file__).resolve().parent.parent / "conf"))
@@ -106,6 +108,14 @@ def compose(overrides: list[str], config_dir: str | None = None):
             return hydra_compose(config_name="config", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
         raise _user_error(err, overrides) from None
+    except yaml.YAMLError as err:  # a config file that is not YAML (syntax, duplicate keys)
+        mark = getattr(err, "problem_mark", None)
+        where = f"{mark.name}:{mark.line + 1}" if mark else "config file"
+        raise UserError(where, None, reason=" ".join(str(getattr(err, "problem", None) or err).split()),
+                        allowed="valid YAML without duplicate keys") from None
+    except TypeError:  # Hydra's defaults list fails on a group given a list (search_space=[a,b])
+        raise UserError("override", " ".join(overrides), reason="a config group takes one option",
+                        allowed="group=option") from None
 
 
 def load_config(overrides: list[str], config_dir: str | None = None) -> dict:

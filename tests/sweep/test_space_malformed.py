@@ -122,15 +122,13 @@ def test_malformed_override_is_refused_with_one_line(overrides, key, value, allo
     assert allowed in line.rsplit("allowed: ", 1)[-1], line
 
 
-# Broken YAML reaches Hydra before the space language sees it; sweep/config.py lets these
-# escape as tracebacks today (reported to the lead with the fix); strict, so the fix shows.
+# Broken YAML reaches Hydra before the space language sees it: sweep/config.py names the file.
 BROKEN_YAML = {
     "duplicate_key": "name: a\nname: b\nfamilies: []\n",
     "syntax_error": "name: [unclosed\n",
 }
 
 
-@pytest.mark.xfail(strict=True, raises=Exception, reason="sweep/config.py does not catch yaml.YAMLError yet")
 @pytest.mark.parametrize("case", sorted(BROKEN_YAML))
 def test_broken_yaml_is_refused_with_one_line(case, tmp_path, capsys):
     conf = tmp_path / "conf"
