@@ -93,14 +93,17 @@ def run_sweep(cfg: dict) -> int:
                   f"{len(todo)} to train; MLflow {uri}", flush=True)
             if not todo:
                 return 0
-            launch.prepare_fresh(settings)
+            launch.check_fresh(settings)
 
         launch.start_ray(cfg["cluster"])
         try:
             launch.check_capacity(cfg["cluster"])
             if cfg["cluster"]["mode"] != "local":
                 launch.check_nodes_reach(uri)
+            # Everything is checked: from here on the sweep writes.
             tracking.ensure_experiment(uri, name, cfg["tracking"].get("artifact_root"))
+            if not cfg["resume"]:
+                launch.start_fresh(settings)
             if cfg["force"]:
                 tracking.discard_runs(uri, name, name, config_id, set(launched))
             results = launch.restore_trials(settings) if cfg["resume"] else launch.run_trials(todo, settings)
@@ -111,14 +114,14 @@ def run_sweep(cfg: dict) -> int:
 
 def summarise(results, launched: list[str], uri: str, name: str, config_id: str) -> int:
     """Print what became of every variant of this launch, from MLflow; 1 if any failed."""
-    from sweep import tracking
+    from sweep import launch, tracking
 
     labels = {}
     for result in results:
         variant = result.config["variant"]
         labels[variant["variant_id"]] = f"{variant['family']} {variant['label']}"
         if result.error is not None:  # Ray gave up on the trial: its run must not stay RUNNING
-            tracking.mark_failed(uri, name, name, config_id, variant["variant_id"], "trial error: " + _last_line(result.error))
+            tracking.mark_failed(uri, name, name, config_id, variant["variant_id"], "trial error: " + launch.last_line(result.error))
     states = tracking.outcomes(uri, name, name, config_id)
     failed = []
     for variant_id in launched:
@@ -130,10 +133,4 @@ def summarise(results, launched: list[str], uri: str, name: str, config_id: str)
     for variant_id, reason in failed:
         print(f"  failed {variant_id} {labels.get(variant_id, '')}: {reason}", flush=True)
     return 1 if failed else 0
-
-
-def _last_line(error: BaseException) -> str:
-    # Ray wraps the trial's exception with its whole traceback; its last line is the reason.
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return (lines[-1] if lines else type(error).__name__)[:300]
 

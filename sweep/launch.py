@@ -18,6 +18,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 DEFAULT_MAX_FAILURES = 3  # retries of a trial from its latest checkpoint (cluster.max_failures)
 CHECKPOINTS_KEPT = 2  # the latest, and one more in case the latest was cut short
 PREFLIGHT_TIMEOUT_S = 120.0
+CONNECT_TIMEOUT_S = 5.0
 ADDRESS = re.compile(r"^(auto|ray://[^\s/:]+:\d{1,5}|[^\s/:]+:\d{1,5})$")
 UNFINISHED = ("PENDING", "RUNNING", "PAUSED")
 
@@ -106,11 +108,23 @@ def start_ray(cluster: dict) -> None:
         )
         return
     address = cluster["address"] or "auto"
+    if address != "auto":
+        _check_reachable(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
     except Exception as err:  # noqa: BLE001 - Ray raises many types for an unreachable or locked cluster
         raise UserError("cluster.address", address, reason=_connect_reason(err),
                         allowed="the address of a running Ray head (ray start --head)") from None
+
+
+def _check_reachable(address: str) -> None:
+    """UserError at once if nothing listens at the head's address: ray.init would wait minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise UserError("cluster.address", address, reason=f"nothing answers there ({err.strerror or err})",
+                        allowed="the address of a running Ray head (ray start --head; docs/cluster.md)") from None
 
 
 def _connect_reason(err: Exception) -> str:
@@ -168,7 +182,7 @@ def check_nodes_reach(tracking_uri: str) -> None:
         try:
             problem = ray.get(ref)
         except Exception as err:  # noqa: BLE001 - the probe could not even run there
-            problem = f"cannot run rdc-sweep code ({_last_line(err)}); install it on every node"
+            problem = f"cannot run rdc-sweep code ({last_line(err)}); install it on every node"
         if problem:
             raise UserError("tracking.uri", tracking_uri, reason=f"from node {pending[ref]}: {problem}",
                             allowed="a store every node reaches (tracking=server with a host the nodes can route to)")
@@ -242,19 +256,24 @@ def trial_statuses(settings: dict) -> dict[str, str] | None:
     return {t.config["variant"]["variant_id"]: t.status for t in trials}
 
 
-def prepare_fresh(settings: dict) -> None:
-    """Before a new launch: refuse to bury an interrupted sweep; clear one whose trials all ended."""
+def check_fresh(settings: dict) -> None:
+    """Before a new launch: refuse to bury an interrupted sweep of the same name."""
     statuses = trial_statuses(settings)
-    path = experiment_path(settings)
     if statuses is not None:
         unfinished = sum(s in UNFINISHED for s in statuses.values())
         if unfinished:
             raise UserError("resume", False,
                             reason=f"sweep {settings['sweep_name']!r} was interrupted with {unfinished} trial(s) "
-                                   f"unfinished (state in {path})",
+                                   f"unfinished (state in {experiment_path(settings)})",
                             allowed="resume=true to continue it, or delete that folder to start over")
+
+
+def start_fresh(settings: dict) -> None:
+    """Clear the folder of an earlier launch whose trials all ended (check_fresh said so): its
+    results are in MLflow. Record what this launch trains with, for a later resume."""
+    path = experiment_path(settings)
     if path.exists():
-        shutil.rmtree(path)  # every trial there ended; its results are in MLflow
+        shutil.rmtree(path)
     _write_fingerprint(settings)
 
 
@@ -396,6 +415,7 @@ def slots(cluster: dict) -> int:
     return min(total, cluster["max_concurrent_trials"]) if cluster["max_concurrent_trials"] else total
 
 
-def _last_line(error: BaseException) -> str:
+def last_line(error: BaseException) -> str:
+    """The reason in an error Ray wrapped with a whole traceback: its last line."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return (lines[-1] if lines else type(error).__name__)[:300]

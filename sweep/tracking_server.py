@@ -11,6 +11,7 @@ writer never sees "database is locked".
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import subprocess
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     runs.mkdir(parents=True, exist_ok=True)
     command = server_command(runs, args.host, args.port, args.backend_store_uri, args.workers)
     url = f"http://{args.host}:{args.port}"
-    process = subprocess.Popen(command)
+    # MLflow's job runner (8 more processes) serves GenAI evaluation jobs, not tracking.
+    process = subprocess.Popen(command, env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     # Forward a stop to the server (and its workers, which it stops) instead of orphaning it.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, frame: process.send_signal(number))

@@ -8,13 +8,14 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
-import skimage.data
 import torch
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
-from PIL import Image
 
 from jobs.data import RandomCrops, load_images
 from jobs.settings import TrainSettings
@@ -24,41 +25,18 @@ from rdc import names
 from rdc.cli import main
 from rdc.errors import UserError
 from sweep.trainable import FAULT_ENV, TRAINER_FILE, NonFiniteFault, read_trainer_state
+from tests.cluster.rig import REPO, make_root, sweep_args, write_space
 
-SPACE = """
-name: {name}
-shared:
-  entropy: {{type: hyperprior}}
-  hyper: {{type: conv, N: 8}}
-families:
-  - name: tiny
-    transform: {{type: conv, N: {widths}}}
-    M: 8
-"""
 STEPS, LOG_EVERY = 8, 2
 
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    (tmp_path / "conf" / "search_space").mkdir(parents=True)
-    (tmp_path / "eval").mkdir()
-    # One small photograph keeps the final evaluation short.
-    Image.fromarray(skimage.data.coffee()[:64, :96]).save(tmp_path / "eval" / "coffee.png")
-    return tmp_path
-
-
-def write_space(root: Path, file: str, name: str, widths: list[int]) -> None:
-    (root / "conf" / "search_space" / f"{file}.yaml").write_text(SPACE.format(name=name, widths=widths))
+    return make_root(tmp_path)
 
 
 def sweep(root: Path, space: str, *extra: str) -> int:
-    local = [] if "cluster=ray" in extra else ["cluster.num_cpus=2"]
-    return main([
-        "sweep", "--config-dir", str(root / "conf"), f"search_space={space}", f"runs_dir={root / 'runs'}",
-        f"train.steps={STEPS}", "train.batch_size=2", "train.crop=32", f"train.log_every={LOG_EVERY}",
-        "train.checkpoint_every=4", f"data.eval_dir={root / 'eval'}", "profile.repeats=1", "profile.warmup=0",
-        "profile.flops_height=64", "profile.flops_width=64", *local, *extra,
-    ])
+    return main(sweep_args(root, space, steps=STEPS, log_every=LOG_EVERY, checkpoint_every=4, extra=extra))
 
 
 def runs(root: Path, experiment: str, view=ViewType.ACTIVE_ONLY) -> list:
@@ -180,6 +158,20 @@ def test_bad_input_is_one_line_and_leaves_nothing(root, capsys, extra, key):
     assert len(err.splitlines()) == 1, err
     assert err.startswith(f"rdc sweep: error: {key}"), err
     assert not (root / "runs" / "mlflow.db").exists()
+    assert not (root / "runs").exists()
+
+
+def test_an_unreachable_cluster_is_one_line_at_once(root):
+    # A fresh interpreter: a cluster driver configures Ray differently from this test process.
+    write_space(root, "bad", "bad", [8])
+    address = f"127.0.0.1:{_closed_port()}"
+    proc = subprocess.run([sys.executable, "-m", "rdc.cli", *sweep_args(
+        root, "bad", steps=STEPS, log_every=LOG_EVERY, checkpoint_every=4,
+        extra=("cluster=ray", f"cluster.address={address}"))], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"rdc sweep: error: cluster.address={address!r}: nothing answers there (Connection refused): "
+        "allowed: the address of a running Ray head (ray start --head; docs/cluster.md)"]
     assert not (root / "runs").exists()
 
 
