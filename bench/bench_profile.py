@@ -82,7 +82,7 @@ def variants() -> tuple[str, dict[str, dict]]:
     from sweep.space import expand
 
     space = yaml.safe_load(FRONTIER_SPACE.read_text())
-    found = {v.label: v.spec for v in expand(space)}
+    found = {f"{v.group} {v.family}": v.spec for v in expand(space)}  # e.g. "B ELIC/CHARM:SwinT"
     return f"{FRONTIER_SPACE.relative_to(REPO)} ({len(found)} variants)", found
 
 
@@ -149,11 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         ms = [[p[label].summary(stage)[names.MS] for label in labels] for p in passes]
         cvs = [[p[label].summary(stage)[names.CV] for label in labels] for p in passes]
         print(f"{stage} ({'ranked' if stage == RANKED else 'for information'}):")
-        print(f"  {'model':<20} {'kFLOP/px':>9} {'ms 1':>9} {'ms 2':>9} {'x base':>7} {'cv 1':>6} {'cv 2':>6}"
+        print(f"  {'model':<24} {'kFLOP/px':>9} {'ms 1':>9} {'ms 2':>9} {'x base':>7} {'cv 1':>6} {'cv 2':>6}"
               f" {'rank FLOPs':>10} {'rank 1':>6} {'rank 2':>6}")
         rank_flops, rank_1, rank_2 = ranks([flops[label] for label in labels]), ranks(ms[0]), ranks(ms[1])
         for i, label in enumerate(labels):
-            print(f"  {label:<20} {flops[label]:9.1f} {ms[0][i]:9.2f} {ms[1][i]:9.2f} {ms[0][i] / ms[0][0]:7.2f}"
+            print(f"  {label:<24} {flops[label]:9.1f} {ms[0][i]:9.2f} {ms[1][i]:9.2f} {ms[0][i] / ms[0][0]:7.2f}"
                   f" {100 * cvs[0][i]:5.1f}% {100 * cvs[1][i]:5.1f}% {rank_flops[i]:>10} {rank_1[i]:>6} {rank_2[i]:>6}")
         worst_cv = max(max(c) for c in cvs)
         tau_passes = kendalltau(ms[0], ms[1]).statistic

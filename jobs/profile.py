@@ -10,7 +10,9 @@ latents of the shapes a height x width image gives, so no arithmetic is done (th
 
 Runtime follows the protocol the study asks for: batch 1, one image at a time, warm-up calls
 first, the device synchronised before every clock read, the median of the repeats and their
-coefficient of variation, CPU threads pinned and part of the device's name. Three stages are
+coefficient of variation, CPU threads pinned and part of the device's name, subnormal floats
+flushed to zero (they slow CPU math by image content, not by model) and freed memory kept in
+the process (so calls do not page-fault their activations in again). Three stages are
 timed: decode from the real bitstream (entropy decoding included), the decode networks alone
 (no entropy coding, as in the study's Fig. 4) and encode to a real bitstream.
 """
@@ -27,7 +29,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from jobs.data import Image
-from jobs.device import clock, device_name, pinned_threads
+from jobs.device import clock, device_name, flushed_denormals, pinned_threads, steady_allocator
 from rdc import names
 
 # Kodak's size: the study reports per-pixel costs on Kodak (512 x 768 = 393,216 pixels).
@@ -119,11 +121,14 @@ def flops_metrics(model, height: int = REFERENCE_HEIGHT, width: int = REFERENCE_
 # -- runtime -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RuntimeProtocol:
-    """How runtimes are measured. `threads`: torch's CPU threads while timing (None: as set)."""
+    """How runtimes are measured. `threads`: torch's CPU threads while timing (None: as set);
+    `flush_denormals`, `steady_allocator`: see jobs.device."""
 
     warmup: int = 1
     repeats: int = 5
     threads: int | None = None
+    flush_denormals: bool = True
+    steady_allocator: bool = True
 
     def __post_init__(self):
         if self.warmup < 0 or self.repeats < 1:
@@ -150,9 +155,9 @@ class Timing:
 
 def time_call(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> Timing:
     """Time `fn` `repeats` times after `warmup` untimed calls, synchronising `device` at each read."""
+    gc.collect()  # before the warm-up: memory it frees is re-faulted by the warm-up, not a timed call
     for _ in range(warmup):
         fn()
-    gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()  # a collection inside one repeat would be charged to that repeat
     try:
@@ -186,6 +191,7 @@ class RuntimeProfile:
     device: str  # jobs.device.device_name while timing (threads included)
     protocol: RuntimeProtocol
     images: list[ImageRuntime] = field(default_factory=list)
+    allocator: str = "default"  # "steady" when freed memory was kept in the process
 
     def summary(self, stage: str) -> dict[str, float]:
         medians = [im.timings[stage].median_ms for im in self.images]
@@ -209,7 +215,8 @@ class RuntimeProfile:
         """One line for the protocol tag: enough to tell whether two measurements compare."""
         p = self.protocol
         text = (f"batch=1 warmup={p.warmup} repeats={p.repeats} images={images}:{len(self.images)} "
-                f"clock=perf_counter+sync torch={torch.__version__}")
+                f"clock=perf_counter+sync flush_denormals={p.flush_denormals} allocator={self.allocator} "
+                f"torch={torch.__version__}")
         if self.device.startswith("cuda"):
             text += f" cudnn_benchmark={torch.backends.cudnn.benchmark} tf32={torch.backends.cuda.matmul.allow_tf32}"
         return text
@@ -235,8 +242,11 @@ def profile_runtime(model, images: list[Image], device: torch.device, protocol: 
     if not images:
         raise ValueError("no images to profile")
     model = model.to(device).eval()
-    with pinned_threads(protocol.threads):
-        profile = RuntimeProfile(device_name(device), protocol)
+    # Compress and decompress both run under the same flag, so the decoder's entropy parameters
+    # match the encoder's bit for bit.
+    with (pinned_threads(protocol.threads), flushed_denormals(protocol.flush_denormals),
+          steady_allocator(protocol.steady_allocator) as steady):
+        profile = RuntimeProfile(device_name(device), protocol, allocator="steady" if steady else "default")
         for image in images:
             x = image.tensor().to(device)
             data = model.compress(x)[0]

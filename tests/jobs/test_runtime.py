@@ -107,3 +107,19 @@ def test_profile_runtime_times_every_stage_of_every_image():
     assert (table["height"].tolist()[::3], table["width"].tolist()[::3]) == ([64, 70], [96, 50])
     assert all(len(s.split()) == 3 for s in table["samples_ms"])
     assert "repeats=3" in profile.describe("builtin") and "images=builtin:2" in profile.describe("builtin")
+
+
+def test_timing_conditions_are_restored_and_recorded():
+    from jobs.device import flushed_denormals, steady_allocator
+
+    with flushed_denormals():
+        assert torch.tensor([1e-40]).item() == 0.0  # subnormal float32 flushed to zero
+    assert torch.tensor([1e-40]).item() != 0.0  # torch's default again
+    with steady_allocator() as applied:
+        assert applied in (True, False)  # False off glibc: then recorded as the default allocator
+    model = build({"M": 16, "transform": {"type": "conv", "N": 8}, "entropy": {"type": "hyperprior"},
+                   "hyper": {"type": "conv", "N": 8}}).eval()
+    model.update(force=True)
+    profile = profile_runtime(model, _images()[:1], CPU, RuntimeProtocol(warmup=0, repeats=2))
+    assert f"allocator={'steady' if applied else 'default'}" in profile.describe("x")
+    assert "flush_denormals=True" in profile.describe("x")
