@@ -93,7 +93,7 @@ def run_variant(config: dict) -> None:
     # it has told Ray (at import) which addresses to use.
     from ray import tune
 
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     variant, settings = config["variant"], config["settings"]
     train = TrainSettings(**settings["train"])
     torch.set_num_threads(max(1, int(settings["cluster"]["trial_cpus"])))
@@ -150,8 +150,9 @@ def run_variant(config: dict) -> None:
         torch.save({"spec": json.loads(variant["spec_json"]), "model": model.state_dict()}, path)
         run.log_artifact(path)
     run.finish()
+    # When and how long the trial worked, for the overhead benchmark (bench/bench_overhead.py).
     tune.report({"step": trainer.step, "done": True, "trial_seconds": time.perf_counter() - started,
-                 **_short(final)})
+                 "started_at": started_at, **_short(final)})
 
 
 def _restore(trainer: Trainer) -> int:
