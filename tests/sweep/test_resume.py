@@ -122,6 +122,9 @@ def test_a_killed_driver_resumes_without_retraining_finished_variants(root, caps
     capsys.readouterr()
     assert main(args(root, "four")) == 2
     assert "resume=true to continue it" in capsys.readouterr().err
+    # Resuming with other training settings would mix two trainings in one run: refused.
+    assert main(args(root, "four", "resume=true", "train.seed=1")) == 2
+    assert "the interrupted sweep ran with another train_config_id" in capsys.readouterr().err
 
     assert main(args(root, "four", "resume=true")) == 0
     out = capsys.readouterr().out

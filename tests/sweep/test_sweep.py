@@ -175,6 +175,18 @@ def test_an_unreachable_cluster_is_one_line_at_once(root):
     assert not (root / "runs").exists()
 
 
+def test_a_second_driver_of_the_same_sweep_is_refused(root, capsys):
+    from sweep import launch
+
+    write_space(root, "one", "locked", [8])
+    settings = {"cluster": {}, "runs_dir": str(root / "runs"), "sweep_name": "locked"}
+    with launch.sweep_lock(settings):  # what a running `rdc sweep` of this sweep holds
+        assert sweep(root, "one") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rdc sweep: error: sweep_name='locked': another rdc sweep is running this sweep")
+    assert not (root / "runs").exists()
+
+
 def test_a_bad_fault_injection_setting_is_refused(root, capsys, monkeypatch):
     write_space(root, "bad", "bad", [8])
     monkeypatch.setenv(FAULT_ENV, "every@variant")
