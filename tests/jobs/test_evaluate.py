@@ -11,11 +11,10 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from jobs.data import Image, load_folder
+from jobs.data import Image, RandomCrops, load_folder
 from jobs.evaluate import evaluate
 from jobs.settings import TrainSettings
 from jobs.train import Trainer
-from jobs.data import RandomCrops
 from models import build
 from rdc import names
 from rdc.errors import UserError

@@ -145,7 +145,7 @@ def test_broken_checkpoints_get_one_line_each_and_the_other_runs_are_profiled(tm
     assert "checkpoint='model.pt': not a readable torch checkpoint (pickle.UnpicklingError)" in by_run[corrupt][0]
     assert "model.pt" in by_run[missing][0] and "missing from the run's artifacts" in by_run[missing][0]
     assert "weights do not fit its spec" in by_run[foreign][0]
-    assert all(line.startswith(f"rdc profile: error: run ") for line in errors)
+    assert all(line.startswith("rdc profile: error: run ") for line in errors)
     assert "Traceback" not in captured.err
     assert "1 profiled, 0 already profiled, 3 failed, 1 not finished (skipped)" in captured.out
 
