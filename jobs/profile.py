@@ -66,9 +66,14 @@ _EXTRA_FORMULAS = {
 }
 
 
+def flop_counter() -> FlopCounterMode:
+    """torch's FlopCounterMode with the formulas above: use it wherever FLOPs are counted."""
+    return FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS)
+
+
 def count_flops(fn: Callable, *args, **kwargs) -> int:
     """FLOPs (2 x MACs) of the convolutions and matrix products `fn(*args, **kwargs)` runs."""
-    counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS)
+    counter = flop_counter()
     with counter, torch.no_grad():
         fn(*args, **kwargs)
     return counter.get_total_flops()
