@@ -161,6 +161,8 @@ def _check_values(cfg: dict) -> None:
         for key in keys:
             if cfg[group][key] <= 0:
                 raise UserError(f"{group}.{key}", cfg[group][key], allowed="a positive integer")
+    if cfg["profile"]["repeats"] < 2:
+        raise UserError("profile.repeats", cfg["profile"]["repeats"], allowed="an integer >= 2 (the CV needs two timings)")
     for key in ("lr", "lmbda"):
         if not cfg["train"][key] > 0:
             raise UserError(f"train.{key}", cfg["train"][key], allowed="a positive number")

@@ -27,6 +27,18 @@ def _shared_path(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tests run torch on one thread: on a loaded 2-core box, two threads spin-wait on each
+    other (200 training steps took 145 s instead of 5 s). Ray trials pin their own threads."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def kodak_dir() -> Path:
     return _shared_path("data", "kodak")

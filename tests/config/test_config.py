@@ -48,6 +48,7 @@ def test_extra_config_dir_adds_search_spaces(tmp_path):
         ("train.steps=0", "train.steps", "positive"),
         ("train.lr=-1", "train.lr", "positive"),
         ("train.lr_drop_at=2", "train.lr_drop_at", "fraction"),
+        ("profile.repeats=1", "profile.repeats", ">= 2"),
         ("cluster.mode=slurm", "cluster.mode", "local, ray"),
         ("search_space=nope", "search_space", "demo"),
         ("train=nope", "train", "demo"),
