@@ -24,8 +24,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The demo sweep: embedded defaults (scikit-image photographs, sqlite MLflow under runs/, local Ray).
+# Trials share the CPU while they train, so clean runtimes come from `rdc profile` afterwards.
 sweep: $(STAMP)
 	$(RDC) sweep $(SWEEP_ARGS)
+	$(RDC) profile --experiment demo --tracking-uri sqlite:///$(RUNS)/mlflow.db --threads 1
 	$(RDC) frontier --experiment demo --tracking-uri sqlite:///$(RUNS)/mlflow.db
 
 test-deps: $(STAMP)
