@@ -9,6 +9,8 @@ RDC := $(VENV)/bin/rdc
 STAMP := $(VENV)/.installed
 RUNS ?= runs
 SWEEP_ARGS ?=
+# The experiment `make sweep` profiles and queries; set it when SWEEP_ARGS picks another space.
+SWEEP_NAME ?= demo
 PYTEST_ARGS ?=
 # Ray keeps every process of a local instance on 127.0.0.1 only with this set.
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
@@ -27,8 +29,8 @@ $(STAMP): pyproject.toml
 # Trials share the CPU while they train, so clean runtimes come from `rdc profile` afterwards.
 sweep: $(STAMP)
 	$(RDC) sweep $(SWEEP_ARGS)
-	$(RDC) profile --experiment demo --tracking-uri sqlite:///$(RUNS)/mlflow.db --threads 1
-	$(RDC) frontier --experiment demo --tracking-uri sqlite:///$(RUNS)/mlflow.db
+	$(RDC) profile --experiment $(SWEEP_NAME) --tracking-uri sqlite:///$(RUNS)/mlflow.db --threads 1
+	$(RDC) frontier --experiment $(SWEEP_NAME) --tracking-uri sqlite:///$(RUNS)/mlflow.db
 
 test-deps: $(STAMP)
 	@bash .ci/install-test-deps.sh
