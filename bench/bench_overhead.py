@@ -115,7 +115,7 @@ def run(trials: int, seconds: float, cpus: int) -> dict:
         argv = ["--config-dir", str(root / "conf"), "search_space=bench", f"runs_dir={root / 'runs'}",
                 f"train.steps={steps}", f"train.batch_size={batch}", f"train.crop={crop}", "train.log_every=20",
                 f"train.checkpoint_every={max(20, steps // 4)}", f"data.eval_dir={root / 'eval'}",
-                "profile.repeats=1", "profile.warmup=0", "profile.flops_height=64", "profile.flops_width=64",
+                "profile.repeats=2", "profile.warmup=0", "profile.flops_height=64", "profile.flops_width=64",
                 f"cluster.num_cpus={cpus}", "cluster.trial_cpus=1"]
         start = time.perf_counter()
         code = commands.main(argv)

@@ -15,6 +15,7 @@ import sys
 
 from rdc.errors import UserError
 
+INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
 SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -107,8 +108,15 @@ def run_sweep(cfg: dict) -> int:
             if cfg["force"]:
                 tracking.discard_runs(uri, name, name, config_id, set(launched))
             results = launch.restore_trials(settings) if cfg["resume"] else launch.run_trials(todo, settings)
+            # Tune returns early on Ctrl-C, with trials left unfinished: they are resumable, not failed.
+            statuses = launch.trial_statuses(settings) or {}
         finally:
             launch.stop_ray()
+    unfinished = sum(status in launch.UNFINISHED for status in statuses.values())
+    if unfinished:
+        print(f"sweep {name!r} stopped with {unfinished} trial(s) unfinished; continue it with the same "
+              "overrides and resume=true", flush=True)
+        return INTERRUPTED
     return summarise(results, launched, uri, name, config_id)
 
 

@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -399,20 +398,6 @@ def variant_config(variant: Variant) -> dict:
         "spec_json": variant.spec_json,
         "label": variant.label(),
     }
-
-
-def slots(cluster: dict) -> int:
-    """How many trials can run at once on the cluster Ray is connected to (for progress and benches)."""
-    import ray
-
-    per_node = []
-    for node in (n for n in ray.nodes() if n["Alive"]):
-        cpus = math.floor(node["Resources"].get("CPU", 0) / cluster["trial_cpus"] + 1e-9)
-        if cluster["trial_gpus"] > 0:
-            cpus = min(cpus, math.floor(node["Resources"].get("GPU", 0) / cluster["trial_gpus"] + 1e-9))
-        per_node.append(cpus)
-    total = sum(per_node)
-    return min(total, cluster["max_concurrent_trials"]) if cluster["max_concurrent_trials"] else total
 
 
 def last_line(error: BaseException) -> str:

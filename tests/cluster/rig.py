@@ -50,7 +50,7 @@ def sweep_args(root: Path, space: str, *, steps: int, log_every: int, checkpoint
     return [
         "sweep", "--config-dir", str(root / "conf"), f"search_space={space}", f"runs_dir={runs or root / 'runs'}",
         f"train.steps={steps}", "train.batch_size=2", "train.crop=32", f"train.log_every={log_every}",
-        f"train.checkpoint_every={checkpoint_every}", f"data.eval_dir={root / 'eval'}", "profile.repeats=1",
+        f"train.checkpoint_every={checkpoint_every}", f"data.eval_dir={root / 'eval'}", "profile.repeats=2",
         "profile.warmup=0", "profile.flops_height=64", "profile.flops_width=64", *local, *extra,
     ]
 

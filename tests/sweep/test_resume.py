@@ -177,3 +177,20 @@ def test_a_tracking_server_restart_loses_no_metric(root):
         if driver is not None:
             kill_group(driver)
         kill_group(server)
+
+
+def test_ctrl_c_stops_the_sweep_resumable_not_failed(root):
+    write_space(root, "two", "ctrlc", [8, 16])
+    log = root / "driver.log"
+    driver = start_driver(args(root, "two"), log)
+    try:
+        wait_for(lambda: any(mid_training(r) for r in trial_results(root / "runs", "ctrlc").values()),
+                 "a trial past its first checkpoint", TIMEOUT_S, driver, log)
+        driver.send_signal(signal.SIGINT)
+        assert driver.wait(timeout=120) == 130, log.read_text()[-4000:]
+    finally:
+        kill_group(driver)
+    assert "continue it with the same overrides and resume=true" in log.read_text()
+    # Nothing is marked failed: the unfinished runs wait for the resume.
+    statuses = {r.info.status for r in sweep_runs(uri_of(root), "ctrlc")}
+    assert "FAILED" not in statuses and "RUNNING" in statuses
