@@ -101,8 +101,9 @@ def test_frontier_is_the_non_dominated_set(sweep, capsys):
     }
     capsys.readouterr()
     assert main(["frontier", "--experiment", "it2", "--tracking-uri", sweep["uri"], "--format", "json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["rows"]
     assert {row[names.TAG_VARIANT_ID] for row in rows} == expected
+    assert all(row["pareto_rank"] == 1 for row in rows)
 
 
 def test_rerun_skips_finished_variants(sweep, capsys):
