@@ -48,7 +48,7 @@ MLFLOW_PORT = 5000
 MAX_WORKERS = 7
 OBJECT_STORE_BYTES = 100_000_000  # per node; Ray's minimum is 75 MB
 START_TIMEOUT_S = 180.0
-STOP_GRACE_S = 10.0
+STOP_GRACE_S = 3.0  # then SIGKILL: raylets drain for longer than a throwaway cluster deserves
 # A cut-off node is declared dead after about 3 s instead of Ray's 30 s: trials move on sooner.
 HEAD_SYSTEM_CONFIG = {"health_check_initial_delay_ms": 1000, "health_check_period_ms": 1000,
                       "health_check_timeout_ms": 1000, "health_check_failure_threshold": 3}
