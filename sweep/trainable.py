@@ -30,9 +30,8 @@ from sweep.tracking import VariantRun
 
 TRAINER_FILE = "trainer.pt"
 FLUSH_SECONDS = 30.0  # between checkpoints, buffered metrics still reach MLflow this often
-# Names rdc/names.py is about to define (see the report to the lead); the same strings until then.
+# A name rdc/names.py is about to define (see the report to the lead); the same string until then.
 TAG_RESUMED_FROM = getattr(names, "TAG_RESUMED_FROM_STEP", "resumed_from_step")
-MODEL_ARTIFACT = getattr(names, "MODEL_ARTIFACT", "model.pt")
 
 # Fault injection for tests and drills, never from YAML: the driver reads this environment
 # variable (commands.py) and ships it to the trials. "<variant id prefix>@<step>[:nan|:inf]"
@@ -134,25 +133,27 @@ def run_variant(config: dict) -> None:
         run.fail(str(err))
         tune.report({"step": trainer.step, "failed": str(err)})
         return
-    train_seconds = time.perf_counter() - train_started
-
-    measured = measure(model, settings, train.lmbda)
-    final = dict(measured.metrics)
-    final[names.TRAIN_STEPS] = trainer.step
-    final[names.TRAIN_SECONDS] = train_seconds
+    final = _measure_and_log(run, model, variant, settings, train.lmbda)
+    final.update({names.TRAIN_STEPS: trainer.step, names.TRAIN_SECONDS: time.perf_counter() - train_started})
     run.log_final(trainer.step, final)
+    run.finish()
+    # When and how long the trial worked, for the overhead benchmark (bench/bench_overhead.py).
+    tune.report({"step": trainer.step, "done": True, "trial_seconds": time.perf_counter() - started,
+                 "started_at": started_at, **_short(final)})
+
+
+def _measure_and_log(run: VariantRun, model: torch.nn.Module, variant: dict, settings: dict, lmbda: float) -> dict:
+    """The final measurements: tags and artifacts logged here, metrics returned for one batch."""
+    measured = measure(model, settings, lmbda)
     run.set_tags(measured.tags)
     with tempfile.TemporaryDirectory() as folder:
         for name, table in measured.tables.items():
             table.to_csv(Path(folder) / name, index=False)
             run.log_artifact(Path(folder) / name)
-        path = Path(folder) / MODEL_ARTIFACT
+        path = Path(folder) / names.MODEL_ARTIFACT
         torch.save({"spec": json.loads(variant["spec_json"]), "model": model.state_dict()}, path)
         run.log_artifact(path)
-    run.finish()
-    # When and how long the trial worked, for the overhead benchmark (bench/bench_overhead.py).
-    tune.report({"step": trainer.step, "done": True, "trial_seconds": time.perf_counter() - started,
-                 "started_at": started_at, **_short(final)})
+    return dict(measured.metrics)
 
 
 def _restore(trainer: Trainer) -> int:

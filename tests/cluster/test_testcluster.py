@@ -10,11 +10,13 @@ import secrets
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from rdc import names
 from sweep import testcluster
+from sweep.trainable import TAG_RESUMED_FROM
 from tests.cluster.rig import (REPO, kill_group, make_root, start_driver, steps_of, sweep_args, sweep_runs,
                                trial_results, wait_for, write_space)
 from tests.conftest import TEST_SCALE
@@ -52,7 +54,7 @@ def cluster(tmp_path_factory):
         assert testcluster.namespaces(info["name"]) == []
         survivors = [pid for pid in info.get("pids", ()) if testcluster._alive(pid)]
         assert survivors == [], f"cluster-down left processes {survivors}"
-        assert not any(p.name.startswith(info["name"] + "-") for p in __import__("pathlib").Path("/tmp").iterdir())
+        assert not any(p.name.startswith(info["name"] + "-") for p in Path("/tmp").iterdir())
 
 
 def run_sweep(cluster, space: str, log_name: str):
@@ -72,7 +74,7 @@ def assert_complete(cluster, experiment: str) -> dict:
         assert run.info.status == "FINISHED"
         assert steps_of(cluster["uri"], run.info.run_id) == list(range(LOG_EVERY, STEPS + 1, LOG_EVERY))
         # Uploaded through the tracking server into its artifact store, not written by the worker.
-        assert list(cluster["state"].glob(f"mlflow/mlartifacts/*/{run.info.run_id}/artifacts/model.pt"))
+        assert list(cluster["state"].glob(f"mlflow/mlartifacts/*/{run.info.run_id}/artifacts/{names.MODEL_ARTIFACT}"))
     return by_variant
 
 
@@ -108,4 +110,4 @@ def test_a_cut_off_worker_host_has_its_trial_retried_on_the_other_node(cluster):
     runs = assert_complete(cluster, "cut")
     moved = trial_results(cluster["root"] / "runs", "cut")[variant_id]
     assert moved[-1]["node_ip"] == HEAD and moved[-1].get("done")
-    assert int(runs[variant_id].data.tags["resumed_from_step"]) >= last["step"]
+    assert int(runs[variant_id].data.tags[TAG_RESUMED_FROM]) >= last["step"]

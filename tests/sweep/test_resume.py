@@ -17,6 +17,7 @@ import pytest
 from rdc import names
 from rdc.cli import main
 from sweep.tracking import TAG_ATTEMPT
+from sweep.trainable import TAG_RESUMED_FROM
 from tests.cluster.rig import (REPO, client, history, kill_group, make_root, rd_metrics, start_driver, steps_of, sweep_args,
                                sweep_runs, trial_results, wait_for, write_space)
 from tests.conftest import TEST_SCALE
@@ -82,7 +83,7 @@ def test_a_killed_worker_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     runs = assert_one_complete_run_per_variant(uri, "killw", 4)
     killed = runs[variant_id]
     # It resumed from a checkpoint at or after the step we saw, not from 0.
-    assert int(killed.data.tags["resumed_from_step"]) >= last["step"] > 0
+    assert int(killed.data.tags[TAG_RESUMED_FROM]) >= last["step"] > 0
     assert "retry  " + variant_id[:8] in log.read_text()
     steps_after_kill = [r["step"] for r in trial_results(root / "runs", "killw")[variant_id]
                         if r["pid"] != last["pid"]]
@@ -94,7 +95,7 @@ def test_a_killed_worker_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     assert main(args(root, "alone")) == 0
     (baseline,) = sweep_runs(uri, "alone")
     assert baseline.data.tags[names.TAG_VARIANT_ID] == variant_id
-    assert baseline.data.tags["resumed_from_step"] == "0"
+    assert baseline.data.tags[TAG_RESUMED_FROM] == "0"
     assert rd_metrics(killed) == rd_metrics(baseline)
     assert history(uri, killed.info.run_id) == history(uri, baseline.info.run_id)
 
@@ -172,7 +173,7 @@ def test_a_tracking_server_restart_loses_no_metric(root):
         assert driver.wait(timeout=TIMEOUT_S) == 0, log.read_text()[-4000:]
         runs = assert_one_complete_run_per_variant(url, "restart", 2)
         for run in runs.values():
-            assert "model.pt" in {a.path for a in client(url).list_artifacts(run.info.run_id)}
+            assert names.MODEL_ARTIFACT in {a.path for a in client(url).list_artifacts(run.info.run_id)}
     finally:
         if driver is not None:
             kill_group(driver)

@@ -3,6 +3,7 @@ fencing of stale attempts, failure reasons. A real sqlite MLflow store, no Ray."
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import socket
@@ -190,7 +191,7 @@ def test_training_identity_covers_the_training_images():
     plain = tracking.train_config_id(TRAIN)
     # The builtin photographs keep the ids runs already carry.
     assert plain == tracking.train_config_id(TRAIN, None)
-    assert plain == __import__("hashlib").sha256(
+    assert plain == hashlib.sha256(
         json.dumps(TRAIN, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
     assert tracking.train_config_id(TRAIN, "/data/clic") != plain
     assert tracking.train_config_id({**TRAIN, "seed": 1}) != plain
