@@ -212,27 +212,37 @@ def experiment_path(settings: dict) -> Path:
 def sweep_lock(settings: dict) -> Iterator[None]:
     """One driver per sweep on this machine: a second would fight the first over every run.
 
-    The lock file lives in the temporary folder, not under runs_dir: a refused sweep leaves
-    nothing in the user's folders.
+    The lock file lives in the temporary folder, not under runs_dir (a refused sweep leaves
+    nothing in the user's folders), and is removed on release.
     """
     key = hashlib.sha256(str(experiment_path(settings)).encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir(), f"rdc-sweep-{key}.lock")
-    with open(path, "a+") as handle:
+    while True:
+        handle = open(path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
+            holder = handle.read().strip() or "?"
+            handle.close()
             raise UserError("sweep_name", settings["sweep_name"],
-                            reason=f"another rdc sweep is running this sweep (pid {handle.read().strip() or '?'})",
+                            reason=f"another rdc sweep is running this sweep (pid {holder})",
                             allowed="wait for it, or another sweep_name") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()  # its holder removed the file as we opened it: lock the new one
+    try:
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # before unlocking: a waiter then sees the file gone and retries
+        handle.close()
 
 
 def trial_statuses(settings: dict) -> dict[str, str] | None:
