@@ -79,6 +79,9 @@ TAG_DEVICE = "device"  # device the trial trained and was measured on (jobs.devi
 TAG_SHARED_DEVICE = "shared_device"
 SHARED_SUFFIX = "-shared"
 TAG_FAILURE = "failure_reason"
+TAG_GROUP = "group"  # the YAML family (search_space.families[].name) that produced the variant
+TAG_ATTEMPT = "attempt"  # id of the trial attempt that owns the run: a fence against stale workers
+TAG_RESUMED_FROM_STEP = "resumed_from_step"  # step the last attempt resumed from (0: from scratch)
 TAG_FLOPS_SIZE = "flops_size"  # "<height>x<width>": the image size per-pixel FLOPs were counted at
 RUNTIME_PROTOCOL_TAG_PREFIX = "runtime_protocol."
 

@@ -33,10 +33,6 @@ MAX_TAG_LENGTH = 5000
 RETRY_SECONDS = 300.0  # a tracking server restart or a locked sqlite file is waited out this long
 SERVER_SCHEMES = ("http://", "https://")
 
-# Tags of this module's contract that rdc/names.py does not define yet (see the report to the lead).
-TAG_GROUP = getattr(names, "TAG_GROUP", "group")
-TAG_ATTEMPT = getattr(names, "TAG_ATTEMPT", "attempt")
-
 # MLflow error codes that no amount of waiting fixes.
 _PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS",
               "INVALID_STATE", "BAD_REQUEST", "PERMISSION_DENIED", "UNAUTHENTICATED", "ENDPOINT_NOT_FOUND"}
@@ -224,7 +220,7 @@ class VariantRun:
                 names.TAG_VARIANT_ID: self.variant["variant_id"],
                 names.TAG_FAMILY: self.variant["family"],
                 names.TAG_TRAIN_CONFIG: self.config_id,
-                TAG_GROUP: self.variant["group"],
+                names.TAG_GROUP: self.variant["group"],
             }
             self.client.create_run(exp.experiment_id, tags=tags, run_name=self.variant["label"])
             run = self._find(exp.experiment_id)  # two racing creators agree on the oldest run
@@ -236,7 +232,7 @@ class VariantRun:
             self._log_params()
         if names.TAG_FAILURE in run.data.tags:  # a failure of an earlier launch no longer applies
             self.client.delete_tag(self.run_id, names.TAG_FAILURE)
-        self.client.set_tag(self.run_id, TAG_ATTEMPT, self.attempt)
+        self.client.set_tag(self.run_id, names.TAG_ATTEMPT, self.attempt)
         self.client.update_run(self.run_id, status="RUNNING")
         return self
 
@@ -256,7 +252,7 @@ class VariantRun:
 
     def check_owner(self) -> None:
         """StaleAttempt if a newer attempt has taken the run over since this one opened it."""
-        owner = with_retries(lambda: self.client.get_run(self.run_id).data.tags.get(TAG_ATTEMPT),
+        owner = with_retries(lambda: self.client.get_run(self.run_id).data.tags.get(names.TAG_ATTEMPT),
                              what="checking the run's attempt")
         if owner != self.attempt:
             raise StaleAttempt(f"run {self.run_id} now belongs to attempt {owner}; this attempt ({self.attempt}) stops")

@@ -16,7 +16,6 @@ import pytest
 
 from rdc import names
 from sweep import testcluster
-from sweep.trainable import TAG_RESUMED_FROM
 from tests.cluster.rig import (REPO, kill_group, make_root, start_driver, steps_of, sweep_args, sweep_runs,
                                trial_results, wait_for, write_space)
 from tests.conftest import TEST_SCALE
@@ -110,4 +109,4 @@ def test_a_cut_off_worker_host_has_its_trial_retried_on_the_other_node(cluster):
     runs = assert_complete(cluster, "cut")
     moved = trial_results(cluster["root"] / "runs", "cut")[variant_id]
     assert moved[-1]["node_ip"] == HEAD and moved[-1].get("done")
-    assert int(runs[variant_id].data.tags[TAG_RESUMED_FROM]) >= last["step"]
+    assert int(runs[variant_id].data.tags[names.TAG_RESUMED_FROM_STEP]) >= last["step"]

@@ -16,8 +16,6 @@ import pytest
 
 from rdc import names
 from rdc.cli import main
-from sweep.tracking import TAG_ATTEMPT
-from sweep.trainable import TAG_RESUMED_FROM
 from tests.cluster.rig import (REPO, client, history, kill_group, make_root, rd_metrics, start_driver, steps_of, sweep_args,
                                sweep_runs, trial_results, wait_for, write_space)
 from tests.conftest import TEST_SCALE
@@ -83,7 +81,7 @@ def test_a_killed_worker_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     runs = assert_one_complete_run_per_variant(uri, "killw", 4)
     killed = runs[variant_id]
     # It resumed from a checkpoint at or after the step we saw, not from 0.
-    assert int(killed.data.tags[TAG_RESUMED_FROM]) >= last["step"] > 0
+    assert int(killed.data.tags[names.TAG_RESUMED_FROM_STEP]) >= last["step"] > 0
     assert "retry  " + variant_id[:8] in log.read_text()
     steps_after_kill = [r["step"] for r in trial_results(root / "runs", "killw")[variant_id]
                         if r["pid"] != last["pid"]]
@@ -95,7 +93,7 @@ def test_a_killed_worker_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     assert main(args(root, "alone")) == 0
     (baseline,) = sweep_runs(uri, "alone")
     assert baseline.data.tags[names.TAG_VARIANT_ID] == variant_id
-    assert baseline.data.tags[TAG_RESUMED_FROM] == "0"
+    assert baseline.data.tags[names.TAG_RESUMED_FROM_STEP] == "0"
     assert rd_metrics(killed) == rd_metrics(baseline)
     assert history(uri, killed.info.run_id) == history(uri, baseline.info.run_id)
 
@@ -135,7 +133,7 @@ def test_a_killed_driver_resumes_without_retraining_finished_variants(root, caps
         again = after[variant_id]
         assert again.info.run_id == run.info.run_id
         assert again.info.end_time == run.info.end_time  # not trained, measured or ended again
-        assert again.data.tags[TAG_ATTEMPT] == run.data.tags[TAG_ATTEMPT]
+        assert again.data.tags[names.TAG_ATTEMPT] == run.data.tags[names.TAG_ATTEMPT]
         assert history(uri, run.info.run_id) == histories[variant_id]
 
 

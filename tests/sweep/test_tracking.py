@@ -158,7 +158,7 @@ def test_a_finished_run_is_left_alone(store, sweep):
     assert again.finished and again.run_id == run.run_id
     stored = MlflowClient(store).get_run(run.run_id)
     assert stored.info.status == "FINISHED"
-    assert stored.data.tags[tracking.TAG_ATTEMPT] == run.attempt
+    assert stored.data.tags[names.TAG_ATTEMPT] == run.attempt
     assert tracking.finished_variant_ids(store, "exp", sweep, tracking.train_config_id(TRAIN)) == {"v0"}
     # Other training settings are another identity: not finished.
     assert tracking.finished_variant_ids(store, "exp", sweep, tracking.train_config_id({**TRAIN, "steps": 30})) == set()
