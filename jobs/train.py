@@ -35,6 +35,7 @@ def _is_aux(name: str) -> bool:
 class Trainer:
     def __init__(self, model: torch.nn.Module, settings: TrainSettings, crops: RandomCrops):
         self.model, self.settings, self.crops = model, settings, crops
+        self.device = next(model.parameters()).device  # batches follow the model (CPU or its GPU)
         self.main_params = [p for n, p in model.named_parameters() if not _is_aux(n)]
         self.aux_params = [p for n, p in model.named_parameters() if _is_aux(n)]
         self.optimizer = torch.optim.Adam(self.main_params, lr=settings.lr)
@@ -49,7 +50,7 @@ class Trainer:
         s = self.settings
         self.model.train()
         torch.manual_seed(s.seed * 1_000_003 + self.step)  # quantisation noise, per step
-        x = self.crops.batch(self.step)
+        x = self.crops.batch(self.step).to(self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(self.step)
 
@@ -60,7 +61,7 @@ class Trainer:
         mse = torch.mean((out["x_hat"] - x) ** 2)
         loss = rd_loss(mse, bpp, s.lmbda)
         if not torch.isfinite(loss):
-            raise TrainingDiverged(self.step, float(loss))
+            raise TrainingDiverged(self.step, float(loss.detach()))
         loss.backward()
         if s.clip_grad > 0:
             torch.nn.utils.clip_grad_norm_(self.main_params, s.clip_grad)

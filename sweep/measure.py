@@ -24,16 +24,12 @@ class Measurement:
     tables: dict[str, "object"] = field(default_factory=dict)  # name.csv -> pandas DataFrame artifacts
 
 
-def device_is_shared(cluster: dict) -> bool:
-    """Whether other trials may run beside this one on the same machine while it is timed."""
-    if cluster.get("max_concurrent_trials") == 1:
-        return False
-    num_cpus, trial_cpus = cluster.get("num_cpus"), cluster.get("trial_cpus") or 1
-    return not (cluster.get("mode", "local") == "local" and num_cpus is not None and trial_cpus >= num_cpus)
+def measure(model, settings: dict, lmbda: float, *, shared_device: bool) -> Measurement:
+    """Final metrics of a trained model: real-bitstream evaluation, params, FLOPs, runtimes.
 
-
-def measure(model, settings: dict, lmbda: float) -> Measurement:
-    """Final metrics of a trained model: real-bitstream evaluation, params, FLOPs, runtimes."""
+    `shared_device`: other trials may have run on the model's device while it was timed (the
+    trial decides, from what Ray gave it); its runtimes then go under `<device>-shared`.
+    """
     eval_dir = settings["data"]["eval_dir"]
     images = load_images(eval_dir, split="eval", key="data.eval_dir")
     profile = settings["profile"]
@@ -42,7 +38,7 @@ def measure(model, settings: dict, lmbda: float) -> Measurement:
     evaluation = evaluate(model, images, lmbda)
     device = next(model.parameters()).device
     runtime = profile_runtime(model, images, device, RuntimeProtocol(profile["warmup"], profile["repeats"]))
-    shared = device_is_shared(settings.get("cluster", {}))
+    shared = shared_device
     label = runtime.device + (names.SHARED_SUFFIX if shared else "")
 
     metrics = {

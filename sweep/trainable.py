@@ -30,8 +30,6 @@ from sweep.tracking import VariantRun
 
 TRAINER_FILE = "trainer.pt"
 FLUSH_SECONDS = 30.0  # between checkpoints, buffered metrics still reach MLflow this often
-# A name rdc/names.py is about to define (see the report to the lead); the same string until then.
-TAG_RESUMED_FROM = getattr(names, "TAG_RESUMED_FROM_STEP", "resumed_from_step")
 
 # Fault injection for tests and drills, never from YAML: the driver reads this environment
 # variable (commands.py) and ships it to the trials. "<variant id prefix>@<step>[:nan|:inf]"
@@ -108,13 +106,13 @@ def run_variant(config: dict) -> None:
         return
 
     torch.manual_seed(train.seed)  # the initial weights too: a variant trains identically every time
-    model = build(json.loads(variant["spec_json"]))
+    model = build(json.loads(variant["spec_json"])).to(trial_device(settings["cluster"]))
     crops = RandomCrops(load_images(settings["data"]["train_dir"], split="train", key="data.train_dir"),
                         train.crop, train.batch_size, train.seed)
     trainer = Trainer(model, train, crops)
     resumed_from = _restore(trainer)
     buffer = MetricBuffer(run, run.last_step(names.TRAIN_LOSS))
-    run.set_tags({TAG_RESUMED_FROM: resumed_from})
+    run.set_tags({names.TAG_RESUMED_FROM_STEP: resumed_from})
 
     train_started = time.perf_counter()
     try:
@@ -142,9 +140,46 @@ def run_variant(config: dict) -> None:
                  "started_at": started_at, **_short(final)})
 
 
+def trial_device(cluster: dict) -> torch.device:
+    """The device Ray gave this trial: a GPU when it asked for one (Ray sets CUDA_VISIBLE_DEVICES
+    to the GPUs it holds, so "cuda" is its own), else the CPU."""
+    if cluster["trial_gpus"] > 0:
+        if not torch.cuda.is_available():
+            raise RuntimeError("the trial holds a GPU (cluster.trial_gpus > 0) but torch sees no CUDA device")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def device_is_shared(cluster: dict, node_cpus: float | None) -> bool:
+    """Whether another trial may run on this trial's device while it is timed.
+
+    A GPU trial holds its GPU alone unless it asked for a fraction (packing). A CPU trial holds
+    its node's CPUs alone when one trial runs at a time, or when its node cannot fit two.
+    """
+    if cluster["trial_gpus"] > 0:
+        return cluster["trial_gpus"] < 1
+    if cluster.get("max_concurrent_trials") == 1:
+        return False
+    return node_cpus is None or node_cpus >= 2 * cluster["trial_cpus"]
+
+
+def _node_cpus() -> float | None:
+    """CPUs of the Ray node this trial runs on (None outside Ray)."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    node_id = ray.get_runtime_context().get_node_id()
+    for node in ray.nodes():
+        if node.get("NodeID") == node_id:
+            return node.get("Resources", {}).get("CPU")
+    return None
+
+
 def _measure_and_log(run: VariantRun, model: torch.nn.Module, variant: dict, settings: dict, lmbda: float) -> dict:
     """The final measurements: tags and artifacts logged here, metrics returned for one batch."""
-    measured = measure(model, settings, lmbda)
+    shared = device_is_shared(settings["cluster"], _node_cpus())
+    measured = measure(model, settings, lmbda, shared_device=shared)
     run.set_tags(measured.tags)
     with tempfile.TemporaryDirectory() as folder:
         for name, table in measured.tables.items():

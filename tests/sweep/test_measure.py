@@ -7,7 +7,7 @@ import torch
 
 from models import build
 from rdc import names
-from sweep.measure import device_is_shared, measure
+from sweep.measure import measure
 
 SPEC = {"M": 16, "transform": {"type": "conv", "N": 8}, "entropy": {"type": "hyperprior"},
         "hyper": {"type": "conv", "N": 8}}
@@ -21,27 +21,16 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("cluster, shared", [
-    ({"mode": "local", "max_concurrent_trials": 0, "num_cpus": None, "trial_cpus": 1}, True),
-    ({"mode": "local", "max_concurrent_trials": 1, "num_cpus": None, "trial_cpus": 1}, False),
-    ({"mode": "local", "max_concurrent_trials": 0, "num_cpus": 2, "trial_cpus": 2}, False),
-    ({"mode": "ray", "max_concurrent_trials": 0, "num_cpus": 2, "trial_cpus": 2}, True),
-])
-def test_device_is_shared_unless_one_trial_runs_at_a_time(cluster, shared):
-    assert device_is_shared(cluster) is shared
-
-
-def settings(max_concurrent_trials: int, eval_dir=None) -> dict:
+def settings(eval_dir=None) -> dict:
     return {
         "data": {"eval_dir": eval_dir},
         "profile": {"flops_height": 512, "flops_width": 768, "repeats": 2, "warmup": 0},
-        "cluster": {"mode": "local", "max_concurrent_trials": max_concurrent_trials, "num_cpus": None, "trial_cpus": 1},
     }
 
 
 def test_measure_logs_evaluation_costs_and_runtimes_of_this_device(tmp_path):
     model = build(SPEC)
-    measured = measure(model, settings(1), lmbda=0.0125)
+    measured = measure(model, settings(), lmbda=0.0125, shared_device=False)
     device = measured.tags[names.TAG_DEVICE]
     assert device.startswith("cpu-") and device.endswith("-1t")
     for key in (names.BPP, names.BPP_EST, names.PSNR, names.MSE, names.MS_SSIM, names.MS_SSIM_DB, names.RD_LOSS,
@@ -59,7 +48,7 @@ def test_measure_logs_evaluation_costs_and_runtimes_of_this_device(tmp_path):
 
 
 def test_a_shared_device_times_under_its_own_name_leaving_the_clean_names_free():
-    measured = measure(build(SPEC), settings(0), lmbda=0.0125)
+    measured = measure(build(SPEC), settings(), lmbda=0.0125, shared_device=True)
     device = measured.tags[names.TAG_DEVICE]
     label = device + names.SHARED_SUFFIX
     assert measured.tags[names.TAG_SHARED_DEVICE] == "true"
