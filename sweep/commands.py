@@ -70,8 +70,8 @@ def run_sweep(cfg: dict) -> int:
         raise UserError("force", True, reason="resume=true continues the interrupted sweep as it was launched",
                         allowed="force=true or resume=true, not both")
     launch.check_cluster(cfg["cluster"])
+    variants = expand(cfg["search_space"])  # first: the settings read the space's name
     settings = sweep_settings(cfg)
-    variants = expand(cfg["search_space"])
     load_images(cfg["data"]["train_dir"], split="train", key="data.train_dir")
     load_images(cfg["data"]["eval_dir"], split="eval", key="data.eval_dir")
     uri = cfg["tracking"]["uri"]

@@ -52,6 +52,8 @@ class ClusterConfig:
     trial_cpus: float = 1.0
     trial_gpus: float = 0.0
     max_concurrent_trials: int = 0
+    max_failures: int = 3  # retries of a trial from its latest checkpoint (Tune's FailureConfig)
+    storage_path: Optional[str] = None  # Tune state and checkpoints; default runs_dir/ray (shared by every node)
 
 
 @dataclass
@@ -116,6 +118,12 @@ def compose(overrides: list[str], config_dir: str | None = None):
     except TypeError:  # Hydra's defaults list fails on a group given a list (search_space=[a,b])
         raise UserError("override", " ".join(overrides), reason="a config group takes one option",
                         allowed="group=option") from None
+    except ValueError as err:  # e.g. search_space=nan: Hydra reads the option as a float
+        if "Config group override" not in str(err):
+            raise
+        group, value = next(((g, _override_value(g, overrides)) for g in GROUPS if _override_value(g, overrides)),
+                            ("override", " ".join(overrides)))
+        raise UserError(group, value, reason="not a config name", allowed=", ".join(available(group)) or "group=option") from None
 
 
 def load_config(overrides: list[str], config_dir: str | None = None) -> dict:

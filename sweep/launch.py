@@ -50,6 +50,10 @@ def check_cluster(cluster: dict) -> None:
                         allowed="0 (as many as resources allow) or a positive integer")
     if max_failures(cluster) < 0:
         raise UserError("cluster.max_failures", max_failures(cluster), allowed="0 or a positive integer")
+    storage = cluster.get("storage_path")
+    if storage and "://" in storage:
+        raise UserError("cluster.storage_path", storage, reason="cloud storage is not supported yet",
+                        allowed="a folder every node mounts (e.g. NFS)")
     if mode == "local":
         if cluster["address"]:
             raise UserError("cluster.address", cluster["address"], reason="only for cluster=ray",

@@ -52,6 +52,7 @@ def test_extra_config_dir_adds_search_spaces(tmp_path):
         ("cluster.mode=slurm", "cluster.mode", "local, ray"),
         ("search_space=nope", "search_space", "demo"),
         ("train=nope", "train", "demo"),
+        ("search_space=nan", "search_space", "demo"),
         ("train.steps", "override", "key=value"),
     ],
 )

@@ -64,14 +64,12 @@ def test_the_corpus_is_large_and_every_case_says_what_to_expect():
 
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("case", CASES, ids=[p.stem for p in CASES])
-def test_malformed_space_is_refused_with_one_line(case: Path, command: str, tmp_path: Path, capsys, request):
+def test_malformed_space_is_refused_with_one_line(case: Path, command: str, tmp_path: Path, capsys):
     conf = tmp_path / "conf"
     (conf / "search_space").mkdir(parents=True)
     shutil.copy(case, conf / "search_space" / case.name)
     expected = expectation(case)
 
-    if (case.stem, command) in KNOWN_BUGS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[case.stem, command]))
     line = refuse(command, ["--config-dir", str(conf), f"search_space={case.stem}"], tmp_path, capsys)
 
     start = f"{expected['key']}={expected['value']}" if "value" in expected else expected["key"]
@@ -81,13 +79,6 @@ def test_malformed_space_is_refused_with_one_line(case: Path, command: str, tmp_
     allowed = line.rsplit("allowed: ", 1)
     assert len(allowed) == 2 and expected["allowed"] in allowed[1], line
 
-
-# Cases that fail today because of code outside the space language; each is reported to the
-# lead with its fix. Remove an entry when the fix lands (the test then runs for real).
-KNOWN_BUGS = {
-    ("missing_space_name", "sweep"): "sweep/commands.py reads search_space.name (KeyError) before expand() "
-                                     "validates the space",
-}
 
 
 # Overrides of the default (demo) space: (overrides, key path, value shown, what is allowed).

@@ -143,6 +143,8 @@ def _closed_port() -> int:
     (["cluster.trial_gpus=1.5"], "cluster.trial_gpus"),
     (["cluster.trial_cpus=0"], "cluster.trial_cpus"),
     (["cluster.max_concurrent_trials=-1"], "cluster.max_concurrent_trials"),
+    (["cluster.max_failures=-1"], "cluster.max_failures"),
+    (["cluster.storage_path=s3://bucket/sweeps"], "cluster.storage_path"),
     (["cluster.address=10.0.0.1:6379"], "cluster.address"),
     (["cluster=ray", "cluster.address=not an address"], "cluster.address"),
     (["cluster=ray", "cluster.num_cpus=2"], "cluster.num_cpus"),
