@@ -44,7 +44,8 @@ def write_inputs(root: Path, widths: list[int]) -> None:
 def _time_steps(width: int, batch: int, crop: int) -> float:
     import torch
 
-    from jobs.data import RandomCrops, load_images
+    from jobs.crops import RandomCrops
+    from jobs.data import load_images
     from jobs.settings import TrainSettings
     from jobs.train import Trainer
     from models import build

@@ -52,13 +52,13 @@ def load_images(source: str | None, *, split: str, key: str) -> list[Image]:
     return load_folder(Path(source), key=key)
 
 
-def load_folder(folder: Path, *, key: str) -> list[Image]:
-    """Every image of `folder` (sorted by file name), or the one image `folder` names."""
+def image_files(folder: Path, *, key: str) -> list[Path]:
+    """The image files of `folder` (sorted by file name), or the one image file `folder` names."""
     folder = Path(folder).expanduser()
     if folder.is_file():
         if folder.suffix.lower() not in IMAGE_SUFFIXES:
             raise UserError(key, str(folder), reason="not an image file", allowed=ALLOWED)
-        return [read_image(folder, key=key)]
+        return [folder]
     if not folder.is_dir():
         raise UserError(key, str(folder), reason="no such folder", allowed=ALLOWED)
     files = sorted(
@@ -67,6 +67,12 @@ def load_folder(folder: Path, *, key: str) -> list[Image]:
     )
     if not files:
         raise UserError(key, str(folder), reason="no images in this folder", allowed=ALLOWED)
+    return files
+
+
+def load_folder(folder: Path, *, key: str) -> list[Image]:
+    """Every image of `folder` (sorted by file name), or the one image `folder` names, decoded."""
+    files = image_files(folder, key=key)
     stems = [p.stem for p in files]
     images = []
     for path in files:
@@ -114,29 +120,3 @@ def _to_rgb(pixels: np.ndarray) -> np.ndarray:
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[..., None], 3, axis=2)
     return np.ascontiguousarray(pixels[..., :3]).astype(np.uint8)
-
-
-class RandomCrops:
-    """Batches of random crops, a pure function of (seed, step): a resumed run sees exactly the
-    batches an uninterrupted one would have seen."""
-
-    def __init__(self, images: list[Image], crop: int, batch_size: int, seed: int, *, key: str = "data.train_dir"):
-        usable = [im for im in images if min(im.pixels.shape[:2]) >= crop]
-        if not usable:
-            raise UserError("train.crop", crop, reason="larger than every training image",
-                            allowed=f"at most {max(min(im.pixels.shape[:2]) for im in images)}")
-        self.images = [torch.from_numpy(im.pixels).permute(2, 0, 1) for im in usable]
-        self.crop, self.batch_size, self.seed = crop, batch_size, seed
-
-    def batch(self, step: int) -> torch.Tensor:
-        rng = np.random.default_rng([self.seed, step])
-        crops = []
-        for _ in range(self.batch_size):
-            img = self.images[rng.integers(len(self.images))]
-            top = rng.integers(img.shape[1] - self.crop + 1)
-            left = rng.integers(img.shape[2] - self.crop + 1)
-            patch = img[:, top : top + self.crop, left : left + self.crop]
-            if rng.random() < 0.5:
-                patch = patch.flip(-1)
-            crops.append(patch)
-        return torch.stack(crops).float().div(255.0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from jobs.data import RandomCrops
+from jobs.crops import RandomCrops
 from jobs.loss import likelihood_bits, rd_loss
 from jobs.settings import TrainSettings
 from rdc import names
@@ -36,6 +36,7 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, settings: TrainSettings, crops: RandomCrops):
         self.model, self.settings, self.crops = model, settings, crops
         self.device = next(model.parameters()).device  # batches follow the model (CPU or its GPU)
+        self._batches, self._batches_at = None, -1  # batches prepared ahead, and the step of the next
         self.main_params = [p for n, p in model.named_parameters() if not _is_aux(n)]
         self.aux_params = [p for n, p in model.named_parameters() if _is_aux(n)]
         self.optimizer = torch.optim.Adam(self.main_params, lr=settings.lr)
@@ -49,8 +50,10 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         s = self.settings
         self.model.train()
-        torch.manual_seed(s.seed * 1_000_003 + self.step)  # quantisation noise, per step
-        x = self.crops.batch(self.step).to(self.device)
+        x = self._next_batch().to(self.device)
+        # Quantisation noise, seeded per step, after the batch: starting a prefetching stream
+        # draws from torch's global generator, and must not shift the noise of a resumed run.
+        torch.manual_seed(s.seed * 1_000_003 + self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(self.step)
 
@@ -83,6 +86,16 @@ class Trainer:
             names.TRAIN_MSE: mse.item(),
             names.TRAIN_AUX_LOSS: aux_loss.item(),
         }
+
+    def _next_batch(self) -> torch.Tensor:
+        """The batch of the current step: from the prefetching stream while it is in step (a
+        restored checkpoint moves the step, so the stream restarts there), else computed here."""
+        if self.crops.workers <= 0 or self.step >= self.settings.steps:
+            return self.crops.batch(self.step)
+        if self._batches is None or self._batches_at != self.step:
+            self._batches, self._batches_at = self.crops.stream(self.step, self.settings.steps), self.step
+        self._batches_at += 1
+        return next(self._batches)
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict:

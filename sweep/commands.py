@@ -62,6 +62,7 @@ def sweep_settings(cfg: dict) -> dict:
 
 
 def run_sweep(cfg: dict) -> int:
+    from jobs.crops import RandomCrops, TrainingSet
     from jobs.data import load_images
     from sweep import launch, tracking
     from sweep.space import expand
@@ -72,7 +73,10 @@ def run_sweep(cfg: dict) -> int:
     launch.check_cluster(cfg["cluster"])
     variants = expand(cfg["search_space"])  # first: the settings read the space's name
     settings = sweep_settings(cfg)
-    load_images(cfg["data"]["train_dir"], split="train", key="data.train_dir")
+    # Training images are checked from their headers (a folder may hold thousands of large
+    # photographs); evaluation images are decoded, as every trial will.
+    train = cfg["train"]
+    RandomCrops(TrainingSet.scan(cfg["data"]["train_dir"]), train["crop"], train["batch_size"], train["seed"])
     load_images(cfg["data"]["eval_dir"], split="eval", key="data.eval_dir")
     uri = cfg["tracking"]["uri"]
     tracking.check_store(uri)

@@ -30,6 +30,8 @@ GROUPS = ("search_space", "train", "data", "tracking", "cluster", "profile")
 class DataConfig:
     train_dir: Optional[str] = None
     eval_dir: Optional[str] = None
+    workers: int = 0  # processes preparing training batches ahead (0: in the trial's own process)
+    cache_images: int = 16  # decoded training images kept per process
 
 
 @dataclass
@@ -169,6 +171,10 @@ def _check_values(cfg: dict) -> None:
         for key in keys:
             if cfg[group][key] <= 0:
                 raise UserError(f"{group}.{key}", cfg[group][key], allowed="a positive integer")
+    if cfg["data"]["workers"] < 0:
+        raise UserError("data.workers", cfg["data"]["workers"], allowed="0 (no worker processes) or a positive integer")
+    if cfg["data"]["cache_images"] < 1:
+        raise UserError("data.cache_images", cfg["data"]["cache_images"], allowed="a positive integer")
     if cfg["profile"]["repeats"] < 2:
         raise UserError("profile.repeats", cfg["profile"]["repeats"], allowed="an integer >= 2 (the CV needs two timings)")
     for key in ("lr", "lmbda"):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from jobs.data import RandomCrops, load_images
+from jobs.crops import RandomCrops, TrainingSet
 from jobs.settings import TrainSettings
 from jobs.train import Trainer, TrainingDiverged
 from models import build
@@ -107,8 +107,10 @@ def run_variant(config: dict) -> None:
 
     torch.manual_seed(train.seed)  # the initial weights too: a variant trains identically every time
     model = build(json.loads(variant["spec_json"])).to(trial_device(settings["cluster"]))
-    crops = RandomCrops(load_images(settings["data"]["train_dir"], split="train", key="data.train_dir"),
-                        train.crop, train.batch_size, train.seed)
+    data = settings["data"]
+    # .get: a sweep restored from before these keys existed still trains as it did
+    crops = RandomCrops(TrainingSet.scan(data["train_dir"], cache_size=data.get("cache_images", 16)),
+                        train.crop, train.batch_size, train.seed, workers=data.get("workers", 0))
     trainer = Trainer(model, train, crops)
     resumed_from = _restore(trainer)
     buffer = MetricBuffer(run, run.last_step(names.TRAIN_LOSS))

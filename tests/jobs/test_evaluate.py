@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from jobs.data import Image, RandomCrops, load_folder
+from jobs.crops import RandomCrops
+from jobs.data import Image, load_folder
 from jobs.evaluate import evaluate
 from jobs.settings import TrainSettings
 from jobs.train import Trainer

@@ -17,7 +17,8 @@ import torch
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from jobs.data import RandomCrops, load_images
+from jobs.crops import RandomCrops
+from jobs.data import load_images
 from jobs.settings import TrainSettings
 from jobs.train import Trainer, TrainingDiverged
 from models import build

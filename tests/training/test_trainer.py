@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from jobs.data import Image, RandomCrops
+from jobs.crops import RandomCrops
+from jobs.data import Image
 from jobs.settings import TrainSettings
 from jobs.train import Trainer, TrainingDiverged, load_checkpoint
 from models import build
