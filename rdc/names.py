@@ -36,7 +36,7 @@ ENCODE = "encode"  # image -> bitstream: g_a, h_a, h_s, entropy-parameter nets, 
 RUNTIME_STAGES = (DECODE, DECODE_NETWORKS, ENCODE)
 MS = "ms"  # mean over images of the per-image median milliseconds (batch 1, after warm-up)
 MPS = "mps"  # megapixels per second: all pixels / sum of the per-image medians
-CV = "cv"  # coefficient of variation (stdev / mean) of the repeats, mean over images
+CV = "cv"  # robust coefficient of variation of the repeats (1.4826 MAD / median), mean over images
 RUNTIME_STATS = (MS, MPS, CV)
 DECODE_MS_PREFIX = "decode_ms_"
 

@@ -25,8 +25,19 @@ CPU = torch.device("cpu")
 def test_timing_statistics():
     timing = Timing((10.0, 12.0, 11.0, 30.0))
     assert timing.median_ms == 11.5  # robust to the one slow repeat
-    assert timing.cv == pytest.approx(statistics.stdev([10, 12, 11, 30]) / 15.75)
-    assert math.isnan(Timing((5.0,)).cv)
+    # |x - 11.5| = 1.5, 0.5, 0.5, 18.5: MAD 1.0; the slow repeat does not dominate the robust cv
+    assert timing.cv == pytest.approx(1.4826 * 1.0 / 11.5)
+    assert timing.cv_classic == pytest.approx(statistics.stdev([10, 12, 11, 30]) / 15.75)
+    assert timing.cv < timing.cv_classic / 4
+    assert math.isnan(Timing((5.0,)).cv) and math.isnan(Timing((5.0,)).cv_classic)
+
+
+def test_robust_cv_estimates_stdev_over_mean_for_normal_timings():
+    import random
+
+    rng = random.Random(0)
+    samples = tuple(100 + rng.gauss(0, 2) for _ in range(4000))
+    assert Timing(samples).cv == pytest.approx(Timing(samples).cv_classic, rel=0.05)
 
 
 def test_warmup_calls_are_not_timed_and_each_repeat_is():
