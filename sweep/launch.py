@@ -314,7 +314,9 @@ def _fingerprint(settings: dict) -> dict:
 
 
 def _fingerprint_path(settings: dict) -> Path:
-    return experiment_path(settings).with_suffix(".sweep.json")
+    # Not with_suffix: a sweep named "paper.v2" would share "paper.sweep.json" with "paper.v3".
+    path = experiment_path(settings)
+    return path.with_name(path.name + ".sweep.json")
 
 
 def _write_fingerprint(settings: dict) -> None:
