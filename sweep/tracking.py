@@ -304,10 +304,12 @@ class VariantRun:
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
+        self.check_owner()
         items = [RunTag(k, str(v)[:MAX_TAG_LENGTH]) for k, v in tags.items()]
         with_retries(lambda: self.client.log_batch(self.run_id, tags=items), what="setting tags")
 
     def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
+        self.check_owner()
         with_retries(lambda: self.client.log_artifact(self.run_id, str(path), artifact_dir), what="uploading an artifact")
 
     def finish(self) -> None:

@@ -123,13 +123,21 @@ def test_long_histories_go_out_whole(store, sweep):
     assert [s for s, _ in history(store, run.run_id)] == list(range(1, 801))
 
 
-def test_a_stale_attempt_cannot_write(store, sweep):
+def test_a_stale_attempt_cannot_write(store, sweep, tmp_path):
     old = open_run(store, sweep)
     new = open_run(store, sweep)  # e.g. the retry of a trial whose host was cut off, not killed
     with pytest.raises(StaleAttempt):
         old.log_rows(rows([1, 2]))
     with pytest.raises(StaleAttempt):
         old.finish()
+    with pytest.raises(StaleAttempt):
+        old.set_tags({"device": "stale"})
+    artifact = tmp_path / "model.pt"
+    artifact.write_bytes(b"weights of the stale attempt")
+    with pytest.raises(StaleAttempt):
+        old.log_artifact(artifact)
+    assert "device" not in MlflowClient(store).get_run(new.run_id).data.tags
+    assert MlflowClient(store).list_artifacts(new.run_id) == []
     new.log_rows(rows([1]))
     assert history(store, new.run_id) == [(1, 1.0)]
     assert MlflowClient(store).get_run(new.run_id).info.status == "RUNNING"
