@@ -175,9 +175,15 @@ def _check_values(cfg: dict) -> None:
         raise UserError("data.workers", cfg["data"]["workers"], allowed="0 (no worker processes) or a positive integer")
     if cfg["data"]["cache_images"] < 1:
         raise UserError("data.cache_images", cfg["data"]["cache_images"], allowed="a positive integer")
+    if cfg["train"]["seed"] < 0:
+        raise UserError("train.seed", cfg["train"]["seed"], allowed="an integer >= 0")
+    if cfg["train"]["clip_grad"] < 0:
+        raise UserError("train.clip_grad", cfg["train"]["clip_grad"], allowed="0 (no clipping) or a positive number")
+    if cfg["profile"]["warmup"] < 0:
+        raise UserError("profile.warmup", cfg["profile"]["warmup"], allowed="an integer >= 0")
     if cfg["profile"]["repeats"] < 2:
         raise UserError("profile.repeats", cfg["profile"]["repeats"], allowed="an integer >= 2 (the CV needs two timings)")
-    for key in ("lr", "lmbda"):
+    for key in ("lr", "aux_lr", "lmbda"):
         if not cfg["train"][key] > 0:
             raise UserError(f"train.{key}", cfg["train"][key], allowed="a positive number")
     if not 0 < cfg["train"]["lr_drop_at"] <= 1:
