@@ -41,11 +41,14 @@ class TrainingSet:
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
 
     @classmethod
-    def scan(cls, source: str | None, *, key: str = "data.train_dir", cache_size: int = DEFAULT_CACHE) -> "TrainingSet":
-        """The built-in photographs (None), or every image of a folder read from its header."""
+    def scan(cls, source: str | None, *, key: str = "data.train_dir", cache_size: int = DEFAULT_CACHE,
+             verify: bool = False) -> "TrainingSet":
+        """The built-in photographs (None), or every image of a folder read from its header;
+        `verify` also reads each file's structure (once, when a sweep starts: not in every trial)."""
         if source in (None, "", BUILTIN):
             return cls.from_images(load_images(None, split="train", key=key), key=key)
-        return cls([_header(path, key) for path in image_files(Path(source), key=key)], cache_size=cache_size, key=key)
+        entries = [_header(path, key, verify) for path in image_files(Path(source), key=key)]
+        return cls(entries, cache_size=cache_size, key=key)
 
     @classmethod
     def from_images(cls, images: Sequence[Image], *, key: str = "data.train_dir") -> "TrainingSet":
@@ -76,10 +79,12 @@ class TrainingSet:
         return {**self.__dict__, "_cache": OrderedDict()}
 
 
-def _header(path: Path, key: str) -> TrainingImage:
+def _header(path: Path, key: str, verify: bool) -> TrainingImage:
     try:
         with PILImage.open(path) as img:
             width, height = img.size
+            if verify:
+                img.verify()  # the file's structure, without decoding: catches a truncated PNG
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise UserError(key, str(path), reason=f"not a readable image ({type(err).__name__})", allowed=ALLOWED) from None
     return TrainingImage(path.name, height, width, path=path)

@@ -95,7 +95,10 @@ class Trainer:
         if self._batches is None or self._batches_at != self.step:
             self._batches, self._batches_at = self.crops.stream(self.step, self.settings.steps), self.step
         self._batches_at += 1
-        return next(self._batches)
+        batch = next(self._batches)
+        if self._batches_at >= self.settings.steps:
+            self._batches = None  # the last batch: let the worker processes go before measuring
+        return batch
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict:

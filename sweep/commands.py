@@ -76,7 +76,7 @@ def run_sweep(cfg: dict) -> int:
     # Training images are checked from their headers (a folder may hold thousands of large
     # photographs); evaluation images are decoded, as every trial will.
     train = cfg["train"]
-    RandomCrops(TrainingSet.scan(cfg["data"]["train_dir"]), train["crop"], train["batch_size"], train["seed"])
+    RandomCrops(TrainingSet.scan(cfg["data"]["train_dir"], verify=True), train["crop"], train["batch_size"], train["seed"])
     load_images(cfg["data"]["eval_dir"], split="eval", key="data.eval_dir")
     uri = cfg["tracking"]["uri"]
     tracking.check_store(uri)

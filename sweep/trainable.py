@@ -108,9 +108,12 @@ def run_variant(config: dict) -> None:
     torch.manual_seed(train.seed)  # the initial weights too: a variant trains identically every time
     model = build(json.loads(variant["spec_json"])).to(trial_device(settings["cluster"]))
     data = settings["data"]
-    # .get: a sweep restored from before these keys existed still trains as it did
-    crops = RandomCrops(TrainingSet.scan(data["train_dir"], cache_size=data.get("cache_images", 16)),
-                        train.crop, train.batch_size, train.seed, workers=data.get("workers", 0))
+    try:
+        # .get: a sweep restored from before these keys existed still trains as it did
+        crops = RandomCrops(TrainingSet.scan(data["train_dir"], cache_size=data.get("cache_images", 16)),
+                            train.crop, train.batch_size, train.seed, workers=data.get("workers", 0))
+    except UserError as err:  # e.g. the folder is not on this node
+        return _fail(run, 0, err)
     trainer = Trainer(model, train, crops)
     resumed_from = _restore(trainer)
     buffer = MetricBuffer(run, run.last_step(names.TRAIN_LOSS))
@@ -128,11 +131,10 @@ def run_variant(config: dict) -> None:
             if step % train.checkpoint_every == 0 or step == train.steps:
                 buffer.flush()  # metrics first: a checkpoint never runs ahead of MLflow
                 _checkpoint(trainer, {"step": step, **_short(metrics)})
-    except TrainingDiverged as err:
+    except (TrainingDiverged, UserError) as err:
+        # A diverged loss, or a training image that cannot be decoded: retrying would end the same.
         buffer.flush()
-        run.fail(str(err))
-        tune.report({"step": trainer.step, "failed": str(err)})
-        return
+        return _fail(run, trainer.step, err)
     final = _measure_and_log(run, model, variant, settings, train.lmbda)
     final.update({names.TRAIN_STEPS: trainer.step, names.TRAIN_SECONDS: time.perf_counter() - train_started})
     run.log_final(trainer.step, final)
@@ -140,6 +142,14 @@ def run_variant(config: dict) -> None:
     # When and how long the trial worked, for the overhead benchmark (bench/bench_overhead.py).
     tune.report({"step": trainer.step, "done": True, "trial_seconds": time.perf_counter() - started,
                  "started_at": started_at, **_short(final)})
+
+
+def _fail(run: VariantRun, step: int, err: Exception) -> None:
+    """End the variant's run FAILED with the reason, and tell Tune the trial is over (no retry)."""
+    from ray import tune
+
+    run.fail(str(err))
+    tune.report({"step": step, "failed": str(err)})
 
 
 def trial_device(cluster: dict) -> torch.device:

@@ -210,3 +210,38 @@ def test_checkpoints_load_weights_only(tmp_path):
     assert not Path("ran").exists()
     torch.save({"step": 3, "model": {"w": torch.ones(2)}}, tmp_path / TRAINER_FILE)
     assert read_trainer_state(tmp_path)["step"] == 3
+
+
+@pytest.mark.slow
+def test_a_training_image_damaged_past_its_header_fails_its_variants_once_with_the_file_named(root, capsys):
+    import io
+
+    import skimage.data
+    from PIL import Image
+
+    train = root / "train"
+    train.mkdir()
+    encoded = io.BytesIO()
+    Image.fromarray(skimage.data.coffee()[:96, :96]).save(encoded, "JPEG", quality=90)
+    (train / "cut.jpg").write_bytes(encoded.getvalue()[: len(encoded.getvalue()) // 2])
+    write_space(root, "damaged", "damaged", [8])
+    assert sweep(root, "damaged", f"data.train_dir={train}") == 1
+    out = capsys.readouterr().out
+    assert "finished 0/1 variants" in out and "cut.jpg" in out
+
+    (failed,) = runs(root, "damaged")
+    assert failed.info.status == "FAILED"
+    assert "cut.jpg': not a readable image" in failed.data.tags[names.TAG_FAILURE]
+    # Failed from its first step, not retried from checkpoints: nothing trained, nothing logged.
+    client = MlflowClient(f"sqlite:///{root / 'runs' / 'mlflow.db'}")
+    assert client.get_metric_history(failed.info.run_id, names.TRAIN_LOSS) == []
+
+
+def test_sweep_names_that_differ_after_a_dot_keep_their_own_resume_record(tmp_path):
+    from sweep.launch import _fingerprint_path
+
+    def record(name: str):
+        return _fingerprint_path({"cluster": {}, "runs_dir": str(tmp_path), "sweep_name": name})
+
+    assert record("paper.v2") != record("paper.v3")
+    assert record("demo").name == "demo.sweep.json"  # the name earlier versions wrote

@@ -87,3 +87,39 @@ def test_a_file_that_is_not_an_image_is_named(folder, tmp_path):
 def test_images_smaller_than_the_crop_are_refused_with_the_largest_allowed(folder):
     with pytest.raises(UserError, match=r"train.crop=5000: larger than every training image: allowed: at most \d+"):
         RandomCrops(TrainingSet.scan(str(folder)), 5000, 2, seed=0)
+
+
+def _photo_bytes(fmt: str) -> bytes:
+    import io
+
+    import skimage.data
+
+    out = io.BytesIO()
+    PILImage.fromarray(skimage.data.coffee()[:200, :200]).save(out, fmt, quality=90)
+    return out.getvalue()
+
+
+def test_a_truncated_png_is_refused_when_the_sweep_checks_the_folder(tmp_path):
+    data = _photo_bytes("PNG")
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    TrainingSet.scan(str(tmp_path))  # the header alone is intact: a trial's quick scan passes
+    with pytest.raises(UserError, match=r"data.train_dir='.*cut.png': not a readable image"):
+        TrainingSet.scan(str(tmp_path), verify=True)
+
+
+def test_a_jpeg_damaged_past_its_header_fails_when_decoded_naming_the_file(tmp_path):
+    data = _photo_bytes("JPEG")
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    crops = RandomCrops(TrainingSet.scan(str(tmp_path), verify=True), 64, 2, seed=0)
+    with pytest.raises(UserError, match=r"data.train_dir='.*cut.jpg': not a readable image"):
+        crops.batch(0)
+
+
+def test_the_prefetching_workers_end_with_the_last_step(folder):
+    settings = TrainSettings(steps=3, batch_size=2, crop=64, lr=1e-3)
+    trainer = Trainer(build(TINY), settings, RandomCrops(TrainingSet.scan(str(folder)), 64, 2, 0, workers=1))
+    trainer.train_step()
+    assert trainer._batches is not None
+    trainer.train_step()
+    trainer.train_step()
+    assert trainer._batches is None  # workers released before the trial measures its runtimes
