@@ -46,7 +46,7 @@ def flops_runtime_correlation(frame: pd.DataFrame, flops: str = names.DECODE_KFL
         for family, group in groups:
             x, y = group[flops].to_numpy(float), group[column].to_numpy(float)
             pearson, spearman = _correlations(x, y)
-            slope = float(np.polyfit(x, y, 1)[0]) if len(x) >= 2 and np.ptp(x) > 0 else float("nan")
+            slope = float(np.polyfit(x, y, 1)[0]) if len(x) >= MIN_POINTS and np.ptp(x) > 0 else float("nan")
             rows.append({"device": device, "family": family, "n": len(group), "pearson_r": pearson,
                          "spearman_rho": spearman, "ms_per_kflop_px": slope})
     return pd.DataFrame(rows, columns=["device", "family", "n", "pearson_r", "spearman_rho", "ms_per_kflop_px"])

@@ -40,5 +40,6 @@ def test_flops_runtime_correlation_per_family(known_store, devices):
     assert cpu.loc["ELIC/CHARM:SwinT", "spearman_rho"] == pytest.approx(np.corrcoef([1, 2.5, 4, 2.5], [1, 2, 4, 3])[0, 1])
     # Two runs: no correlation claimed. The run lacking a GPU time is left out on the GPU only.
     assert np.isnan(cpu.loc["ELIC/Hyperprior:Conv", "pearson_r"])
+    assert np.isnan(cpu.loc["ELIC/Hyperprior:Conv", "ms_per_kflop_px"])  # two runs: no slope claimed either
     assert cpu.loc[ALL_FAMILIES, "n"] == 9
     assert table[(table["device"] == devices["gpu"]) & (table["family"] == ALL_FAMILIES)]["n"].item() == 8
