@@ -314,7 +314,7 @@ def cost_model(height: int = REFERENCE_HEIGHT, width: int = REFERENCE_WIDTH) -> 
 
 def reference_costs(spec: dict) -> dict[str, float]:
     """Costs at the reference size: what `max: {key: decode_kflops_per_px, ...}` budgets compare."""
-    return cost_model().costs(spec)
+    return cost_model(REFERENCE_HEIGHT, REFERENCE_WIDTH).costs(spec)
 
 
 def measured_costs(spec: dict, height: int = REFERENCE_HEIGHT, width: int = REFERENCE_WIDTH) -> dict[str, float]:
@@ -456,7 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     cfg = load_config(args.overrides, args.config_dir)
     height, width = cfg["profile"]["flops_height"], cfg["profile"]["flops_width"]
-    costs, budgets = cost_model(height, width), cost_model()  # budgets compare at the reference size
+    # Budgets compare at the reference size; the same cache key as reference_costs, so a plan
+    # at the reference size costs every part once.
+    costs, budgets = cost_model(height, width), cost_model(REFERENCE_HEIGHT, REFERENCE_WIDTH)
     costs.workers = budgets.workers = args.workers
     try:
         expansion = expand_space(cfg["search_space"], costs=budgets)
