@@ -7,7 +7,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RDC := $(VENV)/bin/rdc
 STAMP := $(VENV)/.installed
+# Where `make sweep` keeps its MLflow store and Ray state (the sweep's runs_dir).
 RUNS ?= runs
+# The store `make sweep` profiles and queries; set it with tracking=server in SWEEP_ARGS.
+TRACKING_URI ?= sqlite:///$(RUNS)/mlflow.db
+# Evaluation images for the sweep and for the clean runtimes after it (default: built-in photographs).
+EVAL_DIR ?=
 SWEEP_ARGS ?=
 # The experiment `make sweep` profiles and queries; set it when SWEEP_ARGS picks another space.
 SWEEP_NAME ?= demo
@@ -27,10 +32,21 @@ $(STAMP): pyproject.toml
 
 # The demo sweep: embedded defaults (scikit-image photographs, sqlite MLflow under runs/, local Ray).
 # Trials share the CPU while they train, so clean runtimes come from `rdc profile` afterwards.
+# Exit status 1 from `rdc sweep` means some variants failed (it lists them): the ones that
+# finished are still profiled and shown, and make exits 1 at the end. Bad input (2) stops here.
 sweep: $(STAMP)
-	$(RDC) sweep $(SWEEP_ARGS)
-	$(RDC) profile --experiment $(SWEEP_NAME) --tracking-uri sqlite:///$(RUNS)/mlflow.db --threads 1
-	$(RDC) frontier --experiment $(SWEEP_NAME) --tracking-uri sqlite:///$(RUNS)/mlflow.db
+	@status=0; \
+	$(RDC) sweep runs_dir=$(RUNS) $(if $(EVAL_DIR),data.eval_dir=$(EVAL_DIR)) $(SWEEP_ARGS) || status=$$?; \
+	if [ $$status -le 1 ]; then \
+	  $(RDC) profile --experiment $(SWEEP_NAME) --tracking-uri $(TRACKING_URI) --threads 1 \
+	    $(if $(EVAL_DIR),--images $(EVAL_DIR)) && \
+	  $(RDC) frontier --experiment $(SWEEP_NAME) --tracking-uri $(TRACKING_URI) || status=$$?; \
+	fi; \
+	exit $$status
+
+# The frontier table of the last `make sweep` (same variables).
+frontier: $(STAMP)
+	$(RDC) frontier --experiment $(SWEEP_NAME) --tracking-uri $(TRACKING_URI)
 
 test-deps: $(STAMP)
 	@bash .ci/install-test-deps.sh
