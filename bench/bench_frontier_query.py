@@ -5,7 +5,7 @@ the same process on the same store, is MLflow's own `MlflowClient.search_runs` (
 i.e. what reading the runs costs through MLflow's API before any analysis.
 
 Each run looks like a sweep's: 5 tags, ~40 params (spec knobs, training settings, spec_json),
-~30 final metrics (quality, FLOPs, 18 runtimes on 2 devices) and a 20-step training history.
+~33 final metrics (quality, FLOPs, 18 runtimes on 2 devices) and a 20-step training history.
 
     .venv/bin/python bench/bench_frontier_query.py            # 1,000 runs, 7 repeats
     .venv/bin/python bench/bench_frontier_query.py --quick    # 300 runs, 3 repeats
