@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from pathlib import Path
+from typing import Collection
 
 from analysis.curves import RDCurve
 from rdc.errors import UserError
@@ -91,10 +93,19 @@ def _text(text: str, path: Path, key: str) -> tuple[str, list, list]:
     return (name["name"] if name else path.stem), bpp, psnr
 
 
-def unique_names(curves: list[RDCurve]) -> list[RDCurve]:
-    """Curves whose names repeat get their file's stem appended, so a reference can be picked by name."""
-    counts: dict[str, int] = {}
-    for curve in curves:
-        counts[curve.name] = counts.get(curve.name, 0) + 1
-    return [RDCurve(f"{c.name} ({Path(c.source).stem})", c.bpp, c.psnr, c.source, c.dropped) if counts[c.name] > 1 else c
-            for c in curves]
+def unique_names(curves: list[RDCurve], reserved: Collection[str] = ()) -> list[RDCurve]:
+    """Every curve under a name of its own, none of them in `reserved` (e.g. the codecs computed
+    here), so a reference can be picked by name and tables keyed by it: a repeated name gets its
+    file's stem appended, then its folder too, then a number (the same file given twice)."""
+    taken = set(reserved)
+    labels = [c.name for c in curves]
+    for describe in (lambda c: f"{c.name} ({Path(c.source).stem})",
+                     lambda c: f"{c.name} ({Path(c.source).parent.name}/{Path(c.source).stem})"):
+        counts = Counter(labels)
+        labels = [describe(c) if counts[label] > 1 or label in taken else label for c, label in zip(curves, labels)]
+    seen: Counter = Counter()
+    unique = []
+    for label in labels:
+        seen[label] += 1
+        unique.append(label if seen[label] == 1 and label not in taken else f"{label} #{seen[label]}")
+    return [c if label == c.name else RDCurve(label, c.bpp, c.psnr, c.source, c.dropped) for c, label in zip(curves, unique)]

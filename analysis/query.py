@@ -18,15 +18,27 @@ from rdc.errors import UserError
 
 DEFAULT_X = names.DECODE_KFLOPS_PER_PX
 DEFAULT_Y = names.RD_LOSS
-# Higher is better for these; every other metric (loss, rate, FLOPs, time, params) is minimised.
+# Higher is better for these and for throughput (`<stage>_mps_<device>`); every other metric
+# (loss, rate, FLOPs, time, params) is minimised.
 MAXIMISED = frozenset({names.PSNR, names.MS_SSIM, names.MS_SSIM_DB})
+# A frontier over only one side of rate and distortion compares runs at one lambda, as RD loss
+# does: otherwise a variant trained at a higher lambda wins on quality by spending more bits.
+RATE_METRICS = frozenset({names.BPP, names.BPP_EST})
+DISTORTION_METRICS = frozenset({names.PSNR, names.MSE, names.MS_SSIM, names.MS_SSIM_DB})
 LABEL_COLUMN = "label"
 LMBDA_KEY = "--lmbda"
 SUMMARY_COLUMNS = [names.RD_LOSS, names.DECODE_KFLOPS_PER_PX, names.BPP, names.PSNR, names.PARAMS]
 
 
 def default_direction(metric: str) -> str:
-    return "max" if metric in MAXIMISED else "min"
+    runtime = names.parse_runtime_metric(metric)
+    return "max" if metric in MAXIMISED or (runtime is not None and runtime[1] == names.MPS) else "min"
+
+
+def needs_one_lambda(objectives: dict[str, str]) -> bool:
+    """RD loss, or quality without rate (or rate without quality), only compares at one lambda."""
+    rate, distortion = bool(RATE_METRICS & set(objectives)), bool(DISTORTION_METRICS & set(objectives))
+    return names.RD_LOSS in objectives or rate != distortion
 
 
 def parse_objective(text: str, key: str) -> tuple[str, str]:
@@ -50,12 +62,12 @@ def objectives_from(x: str, y: str, z: str | None = None) -> dict[str, str]:
     return out
 
 
-def check_metrics(frame: pd.DataFrame, objectives: dict[str, str], keys: dict[str, str]) -> None:
-    """UserError naming the option whose metric no run has."""
+def check_metrics(frame: pd.DataFrame, objectives: dict[str, str], keys: dict[str, str], where: str = "") -> None:
+    """UserError naming the option whose metric no run has (`where`: e.g. " at train.lmbda=0.01")."""
     available = metric_columns(frame)
     for metric in objectives:
         if metric not in frame.columns or frame[metric].isna().all():
-            raise UserError(keys.get(metric, "metric"), metric, reason="no finished run has this metric",
+            raise UserError(keys.get(metric, "metric"), metric, reason=f"no finished run{where} has this metric",
                             allowed=", ".join(c for c in available if frame[c].notna().any()))
 
 
@@ -70,12 +82,19 @@ def select_lambda(frame: pd.DataFrame, lmbda: float | None) -> tuple[pd.DataFram
         return frame, None
     lambdas = pd.to_numeric(frame[LMBDA_COLUMN], errors="coerce")
     counts = lambdas.value_counts()
+    unknown = int(lambdas.isna().sum())
     if lmbda is None:
         if len(counts) == 1:
-            return frame, None
+            if not unknown:
+                return frame, None
+            return (frame[lambdas.notna()].reset_index(drop=True),
+                    f"{LMBDA_COLUMN}={counts.index[0]:g} ({counts.iloc[0]} runs; left out {unknown} run(s) "
+                    f"without a {LMBDA_COLUMN} param)")
         # Most runs first; on a tie, the smaller lambda (stable and documented).
         lmbda = float(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0])
         chosen = f"{LMBDA_COLUMN}={lmbda:g} ({counts[lmbda]} runs; also {', '.join(f'{v:g}' for v in sorted(counts.index) if v != lmbda)}: pick with {LMBDA_KEY})"
+        if unknown:
+            chosen += f"; left out {unknown} run(s) without a {LMBDA_COLUMN} param"
     else:
         chosen = None
     keep = (lambdas - lmbda).abs() <= 1e-12 * max(1.0, abs(lmbda))
@@ -129,12 +148,13 @@ def query_frontier(experiment: str, x: str = DEFAULT_X, y: str = DEFAULT_Y, z: s
         frame = runs(experiment, tracking_uri, family=family)
     check_metrics(frame, objectives, keys)
     notes = []
-    if names.RD_LOSS in objectives:
+    if needs_one_lambda(objectives) or lmbda is not None:
         frame, chosen = select_lambda(frame, lmbda)
         if chosen:
-            notes.append(f"RD loss compares runs at one lambda: using {chosen}")
-    elif lmbda is not None:
-        frame, _ = select_lambda(frame, lmbda)
+            what = "RD loss" if names.RD_LOSS in objectives else "quality without rate (or rate without quality)"
+            notes.append(f"{what} compares runs at one lambda: using {chosen}")
+        if LMBDA_COLUMN in frame and frame[LMBDA_COLUMN].notna().any():
+            check_metrics(frame, objectives, keys, where=f" at {LMBDA_COLUMN}={pd.to_numeric(frame[LMBDA_COLUMN]).iloc[0]:g}")
     ranked = label_frontier(rank_runs(frame, objectives), objectives)
     missing = {m: int(frame[m].isna().sum()) for m in objectives if frame[m].isna().any()}
     if missing:
@@ -161,7 +181,7 @@ def frontier_table(experiment: str, x: str = DEFAULT_X, y: str = DEFAULT_Y, z: s
                    family: str | None = None, lmbda: float | None = None, tracking_uri: str | None = None,
                    all_runs: bool = False) -> pd.DataFrame:
     """The frontier table as a DataFrame (what `rdc frontier` prints), e.g.
-    `frontier_table("demo", z="decode_ms_cpu-amd-epyc-1t", tracking_uri="sqlite:///runs/mlflow.db")`.
+    `frontier_table("demo", z="decode_ms_cpu-amd-epyc-7b13-1t", tracking_uri="sqlite:///runs/mlflow.db")`.
     `table.attrs` holds the objectives, the hypervolume (and how it was normalised) and notes.
     """
     result = query_frontier(experiment, x, y, z, family=family, lmbda=lmbda, tracking_uri=tracking_uri,

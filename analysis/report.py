@@ -65,8 +65,9 @@ def write_report(options: ReportOptions) -> Path:
         if metric not in frame or frame[metric].isna().all():
             raise UserError("--experiment", options.experiment, reason=f"no finished run has {metric}",
                             allowed="runs of an rdc sweep (they log " + ", ".join(needed) + ")")
-    anchors = unique_names([read_anchor(path) for path in options.anchors])
     codecs = codecs_from(options.codecs) if options.images else []
+    # An anchor named like a codec computed here (a saved classical_jpeg.json passed back) is renamed.
+    anchors = unique_names([read_anchor(path) for path in options.anchors], reserved={c.name() for c in codecs})
     images = load_images(options.images) if options.images else []
     reference = _pick_reference(options.reference, anchors, codecs)
     result = query_frontier(options.experiment, frame=frame, lmbda=options.lmbda)

@@ -41,16 +41,17 @@ class RunLogger:
         return self.client.create_experiment(name)
 
     def run(self, experiment_id: str, name: str, *, metrics: dict, family: str = "Conv/Hyperprior:Conv",
-            variant_id: str | None = None, lmbda: float = 0.0125, status: str = "FINISHED",
+            variant_id: str | None = None, lmbda: float | None = 0.0125, status: str = "FINISHED",
             spec: dict | None = None, failure: str = "diverged") -> str:
         from mlflow.entities import Metric, Param, RunTag
 
         spec = spec or {"M": 192, "transform": {"type": "conv", "N": 128}, "entropy": {"type": "hyperprior"},
                         "hyper": {"type": "conv", "N": 128}}
         tags = {names.TAG_VARIANT_ID: variant_id or name, names.TAG_FAMILY: family, names.TAG_SWEEP: "test",
-                names.TAG_TRAIN_CONFIG: f"cfg-{lmbda:g}"}
-        params = {names.SPEC_JSON_PARAM: json.dumps(spec, sort_keys=True),
-                  names.TRAIN_PARAM_PREFIX + "lmbda": lmbda, names.TRAIN_PARAM_PREFIX + "steps": 100}
+                names.TAG_TRAIN_CONFIG: f"cfg-{lmbda}"}
+        params = {names.SPEC_JSON_PARAM: json.dumps(spec, sort_keys=True), names.TRAIN_PARAM_PREFIX + "steps": 100}
+        if lmbda is not None:  # None: a run from elsewhere, without the param
+            params[names.TRAIN_PARAM_PREFIX + "lmbda"] = lmbda
         params.update(pd.json_normalize(spec, sep=".").add_prefix(names.SPEC_PARAM_PREFIX).iloc[0].to_dict())
         run_id = self.client.create_run(experiment_id, run_name=name).info.run_id
         now = int(time.time() * 1000)
