@@ -1,7 +1,9 @@
 """The device a measurement runs on: its short stable name, its clock, its thread count.
 
-Names are `cpu-<model>-<threads>t` and `cuda-<gpu>` (e.g. `cpu-amd-epyc-1t`,
-`cuda-h100-80gb-hbm3`). The study's point is that runtime rankings change with the device, so
+Names are `cpu-<model>-<threads>t` and `cuda-<gpu>` (e.g. `cpu-amd-epyc-7b13-1t`,
+`cuda-h100-80gb-hbm3`). A cloud VM's CPU often reports a generic model ("AMD EPYC", "Intel Xeon
+CPU @ 2.20GHz" for several generations); its name then carries the x86 family and model numbers
+(`cpu-amd-epyc-f25m17-1t`), so two generations never share a runtime column. The study's point is that runtime rankings change with the device, so
 every runtime we log says which device produced it; the names go into MLflow metric names,
 hence lower case, digits and '-' only (never '_', which separates a metric's parts).
 """
@@ -32,14 +34,31 @@ def _slug(text: str) -> str:
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return _slug(line.split(":", 1)[1])
+            return model_from_cpuinfo(f.read())
     except OSError:
         pass
     import platform
 
     return _slug(platform.processor() or platform.machine())
+
+
+def model_from_cpuinfo(text: str) -> str:
+    """The CPU's short name from /proc/cpuinfo's first processor: its model name, with the x86
+    family/model numbers when the name has no model number, or the ARM implementer and part."""
+    first = text.split("\n\n", 1)[0]
+    fields = {}
+    for line in first.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    if "model name" in fields:
+        name = _slug(fields["model name"])
+        if not re.search(r"\d", name) and "cpu family" in fields and "model" in fields:
+            name += f"-f{fields['cpu family']}m{fields['model']}"
+        return name
+    if "CPU part" in fields:  # ARM: no model name; implementer (e.g. 0x41 Arm) and part (0xd0c Neoverse N1)
+        return _slug(f"arm-{fields.get('CPU implementer', '')}-{fields['CPU part']}")
+    return "unknown"
 
 
 def device_name(device: str | torch.device = "cpu") -> str:
@@ -99,6 +118,22 @@ def pinned_threads(threads: int | None):
         yield threads
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def full_fp32():
+    """Run float32 math as float32 on CUDA: no TF32 in matmuls or in cuDNN convolutions.
+
+    torch enables TF32 for cuDNN convolutions by default but not for matmuls, so on an A100/H100
+    conv-heavy codecs would run on TF32 tensor cores while Swin's matmuls run in full FP32,
+    skewing the very runtime ranking the study compares. Restored afterwards.
+    """
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from jobs.data import Image
+from jobs.device import full_fp32
 from jobs.loss import likelihood_bits, rd_loss
 from models import bitstream
 from rdc import names
@@ -137,7 +138,8 @@ def evaluate(model, images: list[Image], lmbda: float, *, keep_reconstructions: 
     model.update(force=True)
     per_image, reconstructions = [], []
     for image in images:
-        result, reconstruction = evaluate_image(model, image)
+        with full_fp32():  # the same float math as the runtime measurement (and on any GPU)
+            result, reconstruction = evaluate_image(model, image)
         per_image.append(result)
         if keep_reconstructions:
             reconstructions.append(reconstruction)

@@ -29,7 +29,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from jobs.data import Image
-from jobs.device import clock, device_name, flushed_denormals, pinned_threads, steady_allocator
+from jobs.device import clock, device_name, flushed_denormals, full_fp32, pinned_threads, steady_allocator
 from rdc import names
 
 # Kodak's size: the study reports per-pixel costs on Kodak (512 x 768 = 393,216 pixels).
@@ -237,7 +237,7 @@ class RuntimeProfile:
                 f"clock=perf_counter+sync flush_denormals={p.flush_denormals} allocator={self.allocator} "
                 f"torch={torch.__version__}")
         if self.device.startswith("cuda"):
-            text += f" cudnn_benchmark={torch.backends.cudnn.benchmark} tf32={torch.backends.cuda.matmul.allow_tf32}"
+            text += f" cudnn_benchmark={torch.backends.cudnn.benchmark} tf32=off"
         return text
 
     def table(self):
@@ -263,7 +263,7 @@ def profile_runtime(model, images: list[Image], device: torch.device, protocol: 
     model = model.to(device).eval()
     # Compress and decompress both run under the same flag, so the decoder's entropy parameters
     # match the encoder's bit for bit.
-    with (pinned_threads(protocol.threads), flushed_denormals(protocol.flush_denormals),
+    with (pinned_threads(protocol.threads), flushed_denormals(protocol.flush_denormals), full_fp32(),
           steady_allocator(protocol.steady_allocator) as steady):
         profile = RuntimeProfile(device_name(device), protocol, allocator="steady" if steady else "default")
         for image in images:

@@ -134,3 +134,30 @@ def test_timing_conditions_are_restored_and_recorded():
     profile = profile_runtime(model, _images()[:1], CPU, RuntimeProtocol(warmup=0, repeats=2))
     assert f"allocator={'steady' if applied else 'default'}" in profile.describe("x")
     assert "flush_denormals=True" in profile.describe("x")
+
+
+@pytest.mark.parametrize("cpuinfo, expected", [
+    ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n\n"
+     "processor\t: 1\nmodel name\t: AMD EPYC\n", "amd-epyc-f25m17"),
+    ("cpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC 7B13\n", "amd-epyc-7b13"),
+    ("cpu family\t: 6\nmodel\t\t: 79\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\n", "intel-xeon-f6m79"),
+    ("cpu family\t: 6\nmodel\t\t: 85\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.80GHz\n", "intel-xeon-f6m85"),
+    ("processor\t: 0\nBogoMIPS\t: 243.75\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n", "arm-0x41-0xd0c"),
+])
+def test_cpu_names_tell_generations_apart(cpuinfo, expected):
+    from jobs.device import model_from_cpuinfo
+
+    assert model_from_cpuinfo(cpuinfo) == expected
+
+
+def test_full_fp32_turns_tf32_off_and_restores_it():
+    from jobs.device import full_fp32
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = True  # torch's default for convolutions
+    try:
+        with full_fp32():
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
