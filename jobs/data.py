@@ -83,11 +83,17 @@ def load_folder(folder: Path, *, key: str) -> list[Image]:
     return images
 
 
+class UnsupportedPixels(ValueError):
+    """A readable file whose pixels have no meaning as 8-bit RGB."""
+
+
 def read_image(path: Path, *, key: str) -> Image:
     try:
         with PILImage.open(path) as img:
             img.load()
             pixels = _pixels(img)
+    except UnsupportedPixels as err:
+        raise UserError(key, str(path), reason=str(err), allowed=ALLOWED) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise UserError(key, str(path), reason=f"not a readable image ({type(err).__name__})", allowed=ALLOWED) from None
     if min(pixels.shape[:2]) < 1:
@@ -96,10 +102,17 @@ def read_image(path: Path, *, key: str) -> Image:
 
 
 def _pixels(img) -> np.ndarray:
-    if img.mode.startswith("I;16"):
-        # 16-bit grey: PIL's convert("RGB") would clip at 255; keep the 8 most significant bits.
+    if img.mode.startswith("I;16") or img.mode == "I":
+        # 16-bit grey (PIL opens some 16-bit files as 32-bit "I"): convert("RGB") would clip at
+        # 255; keep the 8 most significant bits. An "I" image within 0..255 is 8-bit data as is.
         wide = np.asarray(img, dtype=np.int64)
-        return _to_rgb(np.clip(wide >> 8, 0, 255).astype(np.uint8))
+        if img.mode == "I" and wide.min(initial=0) >= 0 and wide.max(initial=0) <= 255:
+            return _to_rgb(wide.astype(np.uint8))
+        if wide.min(initial=0) < 0 or wide.max(initial=0) > 65535:
+            raise UnsupportedPixels(f"{img.mode} pixels outside 0..65535")
+        return _to_rgb((wide >> 8).astype(np.uint8))
+    if img.mode == "F":
+        raise UnsupportedPixels("floating-point pixels (mode F): their range is unknown")
     return np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy: torch.from_numpy shares it
 
 

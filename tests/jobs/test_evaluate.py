@@ -158,3 +158,18 @@ def test_grey_and_16_bit_images_become_8_bit_rgb(tmp_path):
     assert deep.pixels.shape == (48, 64, 3) and deep.pixels.dtype == np.uint8
     assert np.array_equal(deep.pixels[..., 0], (wide >> 8).astype(np.uint8))
     assert np.array_equal(deep.pixels, grey.pixels)
+
+
+def test_32_bit_integer_images_keep_their_range_and_float_images_are_refused(tmp_path):
+    wide = (np.arange(64 * 48).reshape(48, 64) * 20).astype(np.int32)
+    PILImage.fromarray(wide, mode="I").save(tmp_path / "deep.tif")  # a 16-bit ramp in a 32-bit container
+    PILImage.fromarray((np.arange(64 * 48).reshape(48, 64) % 256).astype(np.int32), mode="I").save(tmp_path / "low.tif")
+    deep, low = load_folder(tmp_path, key="k")
+    assert np.array_equal(deep.pixels[..., 0], (wide >> 8).astype(np.uint8))  # not clipped at 255
+    assert np.array_equal(low.pixels[..., 0], (np.arange(64 * 48).reshape(48, 64) % 256).astype(np.uint8))
+
+    floats = tmp_path / "floats"
+    floats.mkdir()
+    PILImage.fromarray(np.ones((48, 64), np.float32), mode="F").save(floats / "f.tif")
+    with pytest.raises(UserError, match=r"f.tif': floating-point pixels \(mode F\)"):
+        load_folder(floats, key="k")
