@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 RUNS ?= runs
 # The store `make sweep` profiles and queries; set it with tracking=server in SWEEP_ARGS.
 TRACKING_URI ?= sqlite:///$(RUNS)/mlflow.db
-# Evaluation images for the sweep and for the clean runtimes after it (default: built-in photographs).
+# Evaluation images of the sweep (default: built-in photographs); `rdc profile` times each run on its own.
 EVAL_DIR ?=
 SWEEP_ARGS ?=
 # The experiment `make sweep` profiles and queries; set it when SWEEP_ARGS picks another space.
@@ -38,8 +38,7 @@ sweep: $(STAMP)
 	@status=0; \
 	$(RDC) sweep runs_dir=$(RUNS) $(if $(EVAL_DIR),data.eval_dir=$(EVAL_DIR)) $(SWEEP_ARGS) || status=$$?; \
 	if [ $$status -le 1 ]; then \
-	  $(RDC) profile --experiment $(SWEEP_NAME) --tracking-uri $(TRACKING_URI) --threads 1 \
-	    $(if $(EVAL_DIR),--images $(EVAL_DIR)) && \
+	  $(RDC) profile --experiment $(SWEEP_NAME) --tracking-uri $(TRACKING_URI) --threads 1 && \
 	  $(RDC) frontier --experiment $(SWEEP_NAME) --tracking-uri $(TRACKING_URI) || status=$$?; \
 	fi; \
 	exit $$status

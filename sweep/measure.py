@@ -10,6 +10,7 @@ leaves the device's own metric names to `rdc profile` (each metric is written on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from jobs.data import BUILTIN, load_images
 from jobs.evaluate import evaluate
@@ -51,6 +52,10 @@ def measure(model, settings: dict, lmbda: float, *, shared_device: bool) -> Meas
         names.TAG_DEVICE: runtime.device,
         names.TAG_SHARED_DEVICE: str(shared).lower(),
         names.TAG_FLOPS_SIZE: f"{height}x{width}",
+        # `rdc profile` times the same images by default, so every device's column compares.
+        names.TAG_EVAL_IMAGES: str(Path(eval_dir).expanduser().resolve()) if eval_dir else BUILTIN,
+        # `rdc profile` times the same images by default, so every device's column compares.
+        names.TAG_EVAL_IMAGES: str(Path(eval_dir).expanduser().resolve()) if eval_dir else BUILTIN,
         names.runtime_protocol_tag(label): runtime.describe(eval_dir or BUILTIN),
     }
     tables = {names.EVAL_TABLE: evaluation.table(), names.runtime_table(label): runtime.table()}

@@ -183,7 +183,8 @@ def profile_parser() -> argparse.ArgumentParser:
                     "FINISHED run of an experiment. Runs that already have them are left as they are.")
     parser.add_argument("--experiment", required=True, help="the MLflow experiment (the sweep's name)")
     _store_and_device(parser)
-    parser.add_argument("--images", default=None, help="folder of images to time (default: the built-in evaluation photographs)")
+    parser.add_argument("--images", default=None, help="folder of images to time (default: each run's own evaluation "
+                                                         "images, from its eval_images tag; the built-in photographs for runs without it)")
     parser.add_argument("--threads", type=_non_negative, default=None, help="CPU threads to pin torch to (default: torch's); part of the device name")
     parser.add_argument("--warmup", type=_non_negative, default=None, help="untimed calls per image and stage (default: conf/profile/<device>.yaml)")
     parser.add_argument("--repeats", type=_non_negative, default=None, help="timed calls per image and stage, at least 2 (default: conf/profile/<device>.yaml)")
@@ -203,7 +204,7 @@ def profile_main(argv: list[str] | None = None) -> int:
         raise UserError("--repeats", repeats, reason="the coefficient of variation needs two timings", allowed="an integer >= 2")
     if args.threads is not None and (args.threads < 1 or device.type != "cpu"):
         raise UserError("--threads", args.threads, allowed="an integer >= 1, with --device cpu")
-    images, images_label = _images(args.images, "--images")
+    image_sets = {args.images: _images(args.images, "--images")} if args.images else {}
     uri = tracking_uri(args.tracking_uri)
     client = _client(uri)
     experiment = find_experiment(client, args.experiment, uri)
@@ -215,8 +216,9 @@ def profile_main(argv: list[str] | None = None) -> int:
     counts = {"profiled": 0, "already profiled": 0, "failed": 0}
     with pinned_threads(args.threads):
         name = device_name(device)
+        which = f"{len(image_sets[args.images][0])} images" if args.images else "each run's evaluation images"
         print(f"rdc profile: {len(finished)} finished runs of {args.experiment!r} on {name} "
-              f"({len(images)} images, warmup {warmup}, repeats {repeats})")
+              f"({which}, warmup {warmup}, repeats {repeats})")
         for run in finished:
             label = f"{run.info.run_name or run.info.run_id} ({run.info.run_id})"
             if not _missing(run, name):
@@ -224,6 +226,7 @@ def profile_main(argv: list[str] | None = None) -> int:
                 print(f"  {label}: already has {name}'s runtimes, left as they are")
                 continue
             try:
+                images, images_label = _run_images(run, args.images, image_sets)
                 line = _profile_run(client, run, device, protocol, images, images_label)
             except UserError as err:
                 counts["failed"] += 1
@@ -237,8 +240,32 @@ def profile_main(argv: list[str] | None = None) -> int:
     return 2 if counts["failed"] else 0
 
 
+def _run_images(run, chosen: str | None, loaded: dict):
+    """The images to time `run` on: --images, else the ones its trial evaluated on (loaded once
+    per folder); UserError naming the run when that folder is not on this machine."""
+    from jobs.data import BUILTIN
+
+    source = chosen or run.data.tags.get(names.TAG_EVAL_IMAGES) or BUILTIN
+    if source not in loaded:
+        try:
+            loaded[source] = _images(None if source == BUILTIN else source, "--images")
+        except UserError as err:
+            loaded[source] = err
+    if isinstance(loaded[source], UserError):
+        raise UserError(f"run {run.info.run_id}: {names.TAG_EVAL_IMAGES}", source,
+                        reason=f"cannot time on the run's evaluation images here ({loaded[source].reason})",
+                        allowed="--images DIR: the same images on every device")
+    return loaded[source]
+
+
 def _missing(run, device: str) -> list[str]:
     return [m for m in names.runtime_metrics(device) if m not in run.data.metrics]
+
+
+def _flops_size(tag: str | None) -> tuple[int, ...]:
+    """(height, width) from a run's flops_size tag ("512x768"); () for the default size."""
+    height, sep, width = (tag or "").partition("x")
+    return (int(height), int(width)) if sep and height.isdigit() and width.isdigit() else ()
 
 
 def _profile_run(client, run, device, protocol, images, images_label: str) -> str:
@@ -255,8 +282,10 @@ def _profile_run(client, run, device, protocol, images, images_label: str) -> st
         raise UserError(f"run {run_id}: --device", str(device), reason="out of memory while timing this model",
                         allowed="a device with more memory, or smaller --images") from None
     metrics = runtime.metrics()
-    # Runs from before encode FLOPs (or any cost metric) existed get them too, once.
-    costs = {k: v for k, v in flops_metrics(model.cpu()).items() if k not in run.data.metrics}
+    # Runs from before encode FLOPs (or any cost metric) existed get them too, once, counted at
+    # the size the run's other FLOPs were counted at.
+    size = _flops_size(run.data.tags.get(names.TAG_FLOPS_SIZE))
+    costs = {k: v for k, v in flops_metrics(model.cpu(), *size).items() if k not in run.data.metrics}
     with tempfile.TemporaryDirectory() as folder:
         table = Path(folder) / names.runtime_table(runtime.device)
         runtime.table().to_csv(table, index=False)

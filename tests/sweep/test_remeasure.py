@@ -155,6 +155,35 @@ def test_broken_checkpoints_get_one_line_each_and_the_other_runs_are_profiled(tm
         assert not any(names.parse_runtime_metric(m) for m in store.client.get_run(run_id).data.metrics)
 
 
+def test_profile_times_each_run_on_its_own_evaluation_images_by_default(tmp_path, images, capsys):
+    store = Store(tmp_path)
+    own = store.run("own", spec(8, 16))
+    store.client.set_tag(own, names.TAG_EVAL_IMAGES, str(images))
+    store.client.set_tag(own, names.TAG_FLOPS_SIZE, "70x50")  # padded: not the default per pixel
+    gone = store.run("gone", spec(8, 16))
+    store.client.set_tag(gone, names.TAG_EVAL_IMAGES, str(tmp_path / "not-on-this-machine"))
+    capsys.readouterr()
+
+    assert main(["profile", "--experiment", EXPERIMENT, "--tracking-uri", store.uri, "--threads", "1",
+                 "--warmup", "0", "--repeats", "2"]) == 2
+    captured = capsys.readouterr()
+    (error,) = captured.err.strip().splitlines()
+    assert error.startswith(f"rdc profile: error: run {gone}: eval_images=") and "--images DIR" in error
+    assert "1 profiled, 0 already profiled, 1 failed" in captured.out
+
+    device = device_of(store, own)
+    table = pd.read_csv(store.client.download_artifacts(own, names.runtime_table(device), str(tmp_path)))
+    assert set(table["image"]) == {"coffee", "chelsea"} and set(table["height"]) == {64, 70}  # the folder's crops
+    assert f"images={images.resolve()}:2" in store.client.get_run(own).data.tags[names.runtime_protocol_tag(device)]
+    # Cost metrics the run lacked are counted at the size its flops_size tag names.
+    from jobs.profile import flops_metrics
+
+    logged = store.client.get_run(own).data.metrics
+    model = build(spec(8, 16))
+    assert logged[names.DECODE_KFLOPS_PER_PX] == pytest.approx(flops_metrics(model, 70, 50)[names.DECODE_KFLOPS_PER_PX])
+    assert logged[names.DECODE_KFLOPS_PER_PX] != pytest.approx(flops_metrics(model)[names.DECODE_KFLOPS_PER_PX])
+
+
 @pytest.mark.parametrize("args, expected", [
     (["--experiment", "nope"], "rdc profile: error: --experiment='nope': no such experiment in"),
     (["--experiment", EXPERIMENT, "--repeats", "1"], "rdc profile: error: --repeats=1: the coefficient of variation"),
