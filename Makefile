@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 # The demo sweep: embedded defaults (scikit-image photographs, sqlite MLflow under runs/, local Ray).
 # Trials share the CPU while they train, so clean runtimes come from `rdc profile` afterwards.
 # Exit status 1 from `rdc sweep` means some variants failed (it lists them): the ones that
-# finished are still profiled and shown, and make exits 1 at the end. Bad input (2) stops here.
+# finished are still profiled and shown, and make fails at the end. Bad input (2) stops here.
 sweep: $(STAMP)
 	@status=0; \
 	$(RDC) sweep runs_dir=$(RUNS) $(if $(EVAL_DIR),data.eval_dir=$(EVAL_DIR)) $(SWEEP_ARGS) || status=$$?; \
