@@ -70,6 +70,10 @@ def run_sweep(cfg: dict) -> int:
     if cfg["resume"] and cfg["force"]:
         raise UserError("force", True, reason="resume=true continues the interrupted sweep as it was launched",
                         allowed="force=true or resume=true, not both")
+    searching = cfg["search"]["strategy"] == "optuna"
+    if searching and cfg["force"]:
+        raise UserError("force", True, reason="search=optuna continues from every run of the sweep",
+                        allowed="a new sweep_name to search again from scratch")
     launch.check_cluster(cfg["cluster"])
     variants = expand(cfg["search_space"])  # first: the settings read the space's name
     settings = sweep_settings(cfg)
@@ -90,6 +94,12 @@ def run_sweep(cfg: dict) -> int:
             launched = list(statuses)
             print(f"sweep {name!r}: resuming {sum(s in launch.UNFINISHED for s in statuses.values())} unfinished "
                   f"of {len(statuses)} trials; MLflow {uri}", flush=True)
+        elif searching:
+            launched, todo = [], []  # chosen round by round
+            left = _search_left(cfg["search"], variants, tracking.results(uri, name, name, config_id))
+            if not left:
+                return 0
+            launch.check_fresh(settings)
         else:
             finished = set() if cfg["force"] else tracking.finished_variant_ids(uri, name, name, config_id)
             todo = [v for v in variants if v.variant_id not in finished]
@@ -107,11 +117,16 @@ def run_sweep(cfg: dict) -> int:
                 launch.check_nodes_reach(uri)
             # Everything is checked: from here on the sweep writes.
             tracking.ensure_experiment(uri, name, cfg["tracking"].get("artifact_root"))
-            if not cfg["resume"]:
+            if not cfg["resume"] and not searching:
                 launch.start_fresh(settings)
             if cfg["force"]:
                 tracking.discard_runs(uri, name, name, config_id, set(launched))
-            results = launch.restore_trials(settings) if cfg["resume"] else launch.run_trials(todo, settings)
+            if searching:
+                results = list(launch.restore_trials(settings)) if cfg["resume"] else []
+                if not launch.unfinished(settings):
+                    results += _search_rounds(cfg, variants, settings, launched, launch.trial_slots(cfg["cluster"]))
+            else:
+                results = launch.restore_trials(settings) if cfg["resume"] else launch.run_trials(todo, settings)
             # Tune returns early on Ctrl-C, with trials left unfinished: they are resumable, not failed.
             statuses = launch.trial_statuses(settings) or {}
         finally:
@@ -122,6 +137,43 @@ def run_sweep(cfg: dict) -> int:
               "overrides and resume=true", flush=True)
         return INTERRUPTED
     return summarise(results, launched, uri, name, config_id)
+
+
+def _search_left(search: dict, variants: list, runs: dict, *, say: bool = True) -> int:
+    """Variants the search may still train, with a line saying where it stands."""
+    in_space = {v.variant_id for v in variants}
+    tried = sum(variant_id in in_space for variant_id in runs)
+    budget = min(search["budget"], len(variants))
+    if say:
+        print(f"search {search['sampler']}: {len(variants)} variants, budget {search['budget']}"
+              f"{' (the whole space)' if budget < search['budget'] else ''}, {tried} tried, "
+              f"{max(0, budget - tried)} to train", flush=True)
+    return max(0, budget - tried)
+
+
+def _search_rounds(cfg: dict, variants: list, settings: dict, launched: list[str], slots: int) -> list:
+    """Rounds of Optuna's proposals, each trained as a grid sweep of its own, until the budget
+    is spent or a round is interrupted. `launched` gains each round's variants."""
+    from sweep import launch, search, tracking
+
+    uri, name = cfg["tracking"]["uri"], settings["sweep_name"]
+    config_id = tracking.train_config_id(cfg["train"], cfg["data"]["train_dir"])
+    results = []
+    first = True
+    while True:
+        runs = tracking.results(uri, name, name, config_id)
+        left = _search_left(cfg["search"], variants, runs, say=not first)  # the caller said it before round 1
+        first = False
+        picks = search.propose(variants, runs, min(left, search.round_size(cfg["search"], slots)),
+                               sampler=cfg["search"]["sampler"], seed=cfg["search"]["seed"])
+        if not picks:
+            return results
+        print(f"search round: {len(picks)} variant(s) proposed by optuna ({cfg['search']['sampler']})", flush=True)
+        launch.start_fresh(settings)
+        launched += [v.variant_id for v in picks]
+        results += list(launch.run_trials(picks, settings))
+        if launch.unfinished(settings):  # stopped (Ctrl-C): resume=true continues this round
+            return results
 
 
 def summarise(results, launched: list[str], uri: str, name: str, config_id: str) -> int:

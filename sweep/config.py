@@ -22,7 +22,7 @@ import yaml
 from rdc.errors import UserError
 
 CONF_DIR = Path(os.environ.get("RDC_CONF_DIR", Path(__file__).resolve().parent.parent / "conf"))
-GROUPS = ("search_space", "train", "data", "tracking", "cluster", "profile")
+GROUPS = ("search_space", "search", "train", "data", "tracking", "cluster", "profile")
 
 
 # -- schema ------------------------------------------------------------------------------
@@ -58,6 +58,26 @@ class ClusterConfig:
     storage_path: Optional[str] = None  # Tune state and checkpoints; default runs_dir/ray (shared by every node)
 
 
+class SearchStrategy(enum.Enum):
+    grid = "grid"  # every variant
+    optuna = "optuna"  # `budget` variants chosen by Optuna (sweep/search.py)
+
+
+class SearchSampler(enum.Enum):
+    tpe = "tpe"
+    nsga2 = "nsga2"
+    random = "random"
+
+
+@dataclass
+class SearchConfig:
+    strategy: SearchStrategy = SearchStrategy.grid
+    budget: int = 0  # variants to train in all (optuna)
+    batch: int = 0  # variants per round (0: as many as the cluster runs at once)
+    sampler: SearchSampler = SearchSampler.tpe
+    seed: int = 0
+
+
 @dataclass
 class ProfileConfig:
     flops_height: int = 512
@@ -69,6 +89,7 @@ class ProfileConfig:
 @dataclass
 class RootConfig:
     search_space: Any = None  # validated by sweep.space (its own language)
+    search: SearchConfig = field(default_factory=SearchConfig)
     train: TrainSettings = field(default_factory=TrainSettings)
     data: DataConfig = field(default_factory=DataConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -188,6 +209,12 @@ def _check_values(cfg: dict) -> None:
             raise UserError(f"train.{key}", cfg["train"][key], allowed="a positive number")
     if not 0 < cfg["train"]["lr_drop_at"] <= 1:
         raise UserError("train.lr_drop_at", cfg["train"]["lr_drop_at"], allowed="a fraction in (0, 1]")
+    search = cfg["search"]
+    if search["strategy"] == "optuna" and search["budget"] < 1:
+        raise UserError("search.budget", search["budget"], allowed="a positive integer: how many variants search=optuna trains")
+    for key in ("batch", "seed"):
+        if search[key] < 0:
+            raise UserError(f"search.{key}", search[key], allowed="an integer >= 0")
     if cfg["search_space"] is None:
         raise UserError("search_space", None, allowed=", ".join(available("search_space")))
 

@@ -161,6 +161,23 @@ def check_capacity(cluster: dict) -> None:
                         allowed=f"at most {largest_gpus:g} (the most any node has)")
 
 
+def trial_slots(cluster: dict) -> int:
+    """How many trials the cluster runs at once: per alive node, its CPUs (and GPUs) over one
+    trial's, summed; capped by cluster.max_concurrent_trials."""
+    import math
+
+    import ray
+
+    slots = 0
+    for node in (n["Resources"] for n in ray.nodes() if n["Alive"]):
+        fits = [math.floor(node.get("CPU", 0) / cluster["trial_cpus"] + 1e-9)]
+        if cluster["trial_gpus"] > 0:
+            fits.append(math.floor(node.get("GPU", 0) / cluster["trial_gpus"] + 1e-9))
+        slots += min(fits)
+    cap = cluster["max_concurrent_trials"]
+    return max(1, min(slots, cap) if cap else slots)
+
+
 def check_nodes_reach(tracking_uri: str) -> None:
     """UserError unless every alive node can import rdc-sweep and reach the tracking store.
 
@@ -267,6 +284,11 @@ def trial_statuses(settings: dict) -> dict[str, str] | None:
     finally:
         tune_logger.setLevel(level)
     return {t.config["variant"]["variant_id"]: t.status for t in trials}
+
+
+def unfinished(settings: dict) -> bool:
+    """Whether the sweep's Tune experiment has trials left unfinished (an interrupted fit)."""
+    return any(status in UNFINISHED for status in (trial_statuses(settings) or {}).values())
 
 
 def check_fresh(settings: dict) -> None:

@@ -179,6 +179,12 @@ def outcomes(uri: str, experiment: str, sweep: str, config_id: str) -> dict[str,
             for r in _sweep_runs(uri, experiment, sweep, config_id)}
 
 
+def results(uri: str, experiment: str, sweep: str, config_id: str) -> dict[str, tuple[str, dict[str, float]]]:
+    """variant_id -> (run status, its latest metrics) of every run of this sweep."""
+    return {r.data.tags[names.TAG_VARIANT_ID]: (r.info.status, dict(r.data.metrics))
+            for r in _sweep_runs(uri, experiment, sweep, config_id)}
+
+
 def mark_failed(uri: str, experiment: str, sweep: str, config_id: str, variant_id: str, reason: str) -> None:
     """End a variant's run FAILED with `reason`, unless it already ended: for trials Ray gave up on."""
     client = _client(uri)

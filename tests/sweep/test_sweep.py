@@ -140,6 +140,8 @@ def _closed_port() -> int:
 @pytest.mark.parametrize("extra, key", [
     (["resume=true"], "resume"),
     (["resume=true", "force=true"], "force"),
+    (["search=optuna", "force=true"], "force"),
+    (["search=optuna", "search.budget=0"], "search.budget"),
     (["cluster.trial_cpus=4"], "cluster.trial_cpus"),
     (["cluster.trial_gpus=1.5"], "cluster.trial_gpus"),
     (["cluster.trial_cpus=0"], "cluster.trial_cpus"),
