@@ -96,7 +96,7 @@ def run_sweep(cfg: dict) -> int:
                   f"of {len(statuses)} trials; MLflow {uri}", flush=True)
         elif searching:
             launched, todo = [], []  # chosen round by round
-            left = _search_left(cfg["search"], variants, tracking.results(uri, name, name, config_id))
+            left = _search_left(cfg["search"], variants, tracking.results(uri, name, name, config_id), name=name)
             if not left:
                 return 0
             launch.check_fresh(settings)
@@ -139,13 +139,13 @@ def run_sweep(cfg: dict) -> int:
     return summarise(results, launched, uri, name, config_id)
 
 
-def _search_left(search: dict, variants: list, runs: dict, *, say: bool = True) -> int:
+def _search_left(search: dict, variants: list, runs: dict, *, name: str, say: bool = True) -> int:
     """Variants the search may still train, with a line saying where it stands."""
     in_space = {v.variant_id for v in variants}
     tried = sum(variant_id in in_space for variant_id in runs)
     budget = min(search["budget"], len(variants))
     if say:
-        print(f"search {search['sampler']}: {len(variants)} variants, budget {search['budget']}"
+        print(f"sweep {name!r}, optuna search ({search['sampler']}): {len(variants)} variants, budget {search['budget']}"
               f"{' (the whole space)' if budget < search['budget'] else ''}, {tried} tried, "
               f"{max(0, budget - tried)} to train", flush=True)
     return max(0, budget - tried)
@@ -162,7 +162,7 @@ def _search_rounds(cfg: dict, variants: list, settings: dict, launched: list[str
     first = True
     while True:
         runs = tracking.results(uri, name, name, config_id)
-        left = _search_left(cfg["search"], variants, runs, say=not first)  # the caller said it before round 1
+        left = _search_left(cfg["search"], variants, runs, name=name, say=not first)  # the caller said it before round 1
         first = False
         picks = search.propose(variants, runs, min(left, search.round_size(cfg["search"], slots)),
                                sampler=cfg["search"]["sampler"], seed=cfg["search"]["seed"])
