@@ -81,7 +81,17 @@ def _check_sqlite_file(uri: str) -> None:
 
 
 class _AmbiguousName(Exception):
-    """The name exists in several MLflow workspaces: let MlflowClient pick the active one."""
+    """The store has several MLflow workspaces: let MlflowClient pick the active one."""
+
+
+def _several_workspaces(conn) -> bool:
+    """Whether the store holds experiments of more than one MLflow workspace: which one is active
+    is MlflowClient's to say (MLFLOW_WORKSPACE), so such stores are read through it."""
+    from sqlalchemy import inspect, text
+
+    if "workspace" not in {c["name"] for c in inspect(conn).get_columns("experiments")}:
+        return False
+    return conn.execute(text("SELECT COUNT(DISTINCT workspace) FROM experiments")).scalar() > 1
 
 
 def _engine(uri: str):
@@ -106,7 +116,7 @@ def _read_with_sql(experiment: str, uri: str) -> RawRuns:
         with engine.connect() as conn:
             found = conn.execute(text("SELECT experiment_id, lifecycle_stage FROM experiments WHERE name = :name"),
                                  {"name": experiment}).fetchall()
-            if len(found) > 1:
+            if len(found) > 1 or _several_workspaces(conn):
                 raise _AmbiguousName(experiment)
             if not found or found[0][1] != "active":
                 names = [r[0] for r in conn.execute(text(
@@ -140,10 +150,14 @@ def _frame(result, columns: list[str]) -> pd.DataFrame:
 
 def _read_with_client(experiment: str, uri: str) -> RawRuns:
     from mlflow.entities import ViewType
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        found = client.get_experiment_by_name(experiment)
+    except MlflowException as err:  # e.g. a store with several workspaces, read without workspace support
+        raise UserError(URI_KEY, uri, reason=" ".join(err.message.split())) from None
     if found is None or found.lifecycle_stage != "active":
         names = sorted(e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY))
         _raise_unknown(experiment, uri, names, deleted=found is not None)

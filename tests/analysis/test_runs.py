@@ -126,3 +126,28 @@ def test_a_tracking_server_over_http_gives_the_same_frame(known_store, tmp_path)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_store_with_several_workspaces_is_read_through_mlflow_not_sql(tmp_path):
+    """The SQL shortcut cannot tell which workspace is active: MlflowClient decides. Without
+    MLFLOW_ENABLE_WORKSPACES MLflow refuses such a store; `rdc frontier` says so in one line
+    (a fresh process, as a user runs it: MLflow caches its store per process)."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").create_experiment("here")
+    with sqlite3.connect(path) as con:
+        con.execute("INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, "
+                    "last_update_time, workspace) VALUES ('elsewhere', '', 'active', 0, 0, 'other')")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_ENABLE_WORKSPACES"}
+    done = subprocess.run([sys.executable, "-c", "import sys; from rdc.cli import main; sys.exit(main(sys.argv[1:]))",
+                           "frontier", "--experiment", "elsewhere", "--tracking-uri", f"sqlite:///{path}"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("rdc frontier: error:")]
+    assert "MLFLOW_ENABLE_WORKSPACES" in line and "Traceback" not in done.stderr
