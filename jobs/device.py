@@ -65,8 +65,20 @@ def device_name(device: str | torch.device = "cpu") -> str:
     """The short stable name of `device`; on CPU it includes torch's current thread count."""
     device = torch.device(device)
     if device.type == "cuda":
-        return f"cuda-{_slug(torch.cuda.get_device_name(device))}"
+        import os
+
+        props = torch.cuda.get_device_properties(device)
+        return cuda_name(props.name, props.total_memory, os.environ.get("CUDA_VISIBLE_DEVICES", ""))
     return f"cpu-{cpu_model()}-{torch.get_num_threads()}t"
+
+
+def cuda_name(gpu: str, total_memory: int, visible_devices: str) -> str:
+    """`cuda-<gpu>`; a MIG slice (CUDA_VISIBLE_DEVICES=MIG-...) reports its parent GPU's name, so
+    its memory is added: a 1g.10gb slice of an H100 is not the H100."""
+    name = f"cuda-{_slug(gpu)}"
+    if "MIG-" in visible_devices and "-mig" not in name:
+        name += f"-mig-{round(total_memory / 2**30)}gb"
+    return name
 
 
 def resolve_device(kind: str, *, key: str = "--device") -> torch.device:

@@ -161,3 +161,10 @@ def test_full_fp32_turns_tf32_off_and_restores_it():
         assert torch.backends.cudnn.allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def test_a_mig_slice_is_named_apart_from_its_gpu():
+    from jobs.device import cuda_name
+
+    assert cuda_name("NVIDIA H100 80GB HBM3", 85 * 2**30, "0") == "cuda-h100-80gb-hbm3"
+    assert cuda_name("NVIDIA H100 80GB HBM3", 10 * 2**30, "MIG-5c89a1e2-0000") == "cuda-h100-80gb-hbm3-mig-10gb"
