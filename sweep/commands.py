@@ -96,10 +96,9 @@ def run_sweep(cfg: dict) -> int:
                   f"of {len(statuses)} trials; MLflow {uri}", flush=True)
         elif searching:
             launched, todo = [], []  # chosen round by round
-            left = _search_left(cfg["search"], variants, tracking.results(uri, name, name, config_id), name=name)
-            if not left:
+            launch.check_fresh(settings)  # first: an interrupted round's variants count as tried
+            if not _search_left(cfg["search"], variants, tracking.results(uri, name, name, config_id), name=name):
                 return 0
-            launch.check_fresh(settings)
         else:
             finished = set() if cfg["force"] else tracking.finished_variant_ids(uri, name, name, config_id)
             todo = [v for v in variants if v.variant_id not in finished]
@@ -159,10 +158,10 @@ def _search_rounds(cfg: dict, variants: list, settings: dict, launched: list[str
     uri, name = cfg["tracking"]["uri"], settings["sweep_name"]
     config_id = tracking.train_config_id(cfg["train"], cfg["data"]["train_dir"])
     results = []
-    first = True
+    first = not cfg["resume"]  # a fresh launch said where the search stands already
     while True:
         runs = tracking.results(uri, name, name, config_id)
-        left = _search_left(cfg["search"], variants, runs, name=name, say=not first)  # the caller said it before round 1
+        left = _search_left(cfg["search"], variants, runs, name=name, say=not first)
         first = False
         picks = search.propose(variants, runs, min(left, search.round_size(cfg["search"], slots)),
                                sampler=cfg["search"]["sampler"], seed=cfg["search"]["seed"])

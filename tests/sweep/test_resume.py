@@ -137,6 +137,38 @@ def test_a_killed_driver_resumes_without_retraining_finished_variants(root, caps
         assert history(uri, run.info.run_id) == histories[variant_id]
 
 
+def test_a_killed_driver_resumes_a_search_round_then_spends_the_rest_of_the_budget(root, capsys):
+    write_space(root, "four", "killsearch", [8, 16], [8, 12])
+    uri = uri_of(root)
+    log = root / "driver.log"
+    search = ("search=optuna", "search.budget=4", "search.batch=2")
+    driver = start_driver(args(root, "four", *search), log)
+    try:
+        def second_round_training():
+            # Round 1's two variants FINISHED, and a trial of round 2 (the Tune folder holds only
+            # the current round) mid-training.
+            done = [r for r in sweep_runs(uri, "killsearch") if r.info.status == "FINISHED"]
+            training = [v for v, results in trial_results(root / "runs", "killsearch").items() if mid_training(results)]
+            return len(done) >= 2 and training
+        wait_for(second_round_training, "round 2 mid-training", TIMEOUT_S, driver, log)
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=60)
+    finally:
+        kill_group(driver)
+    before = {r.data.tags[names.TAG_VARIANT_ID]: r for r in sweep_runs(uri, "killsearch") if r.info.status == "FINISHED"}
+    assert 2 <= len(before) < 4
+
+    capsys.readouterr()
+    assert main(args(root, "four", *search)) == 2  # the interrupted round is not buried
+    assert "resume=true to continue it" in capsys.readouterr().err
+    assert main(args(root, "four", *search, "resume=true")) == 0
+    out = capsys.readouterr().out
+    assert "resuming" in out and "4 tried, 0 to train" in out
+    after = assert_one_complete_run_per_variant(uri, "killsearch", 4)
+    for variant_id, run in before.items():
+        assert after[variant_id].info.end_time == run.info.end_time  # not trained again
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
