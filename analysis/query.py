@@ -71,37 +71,33 @@ def check_metrics(frame: pd.DataFrame, objectives: dict[str, str], keys: dict[st
                             allowed=", ".join(c for c in available if frame[c].notna().any()))
 
 
-def select_lambda(frame: pd.DataFrame, lmbda: float | None) -> tuple[pd.DataFrame, str | None]:
+def select_lambda(frame: pd.DataFrame, lmbda: float | None) -> tuple[pd.DataFrame, float | None, str | None]:
     """Keep the runs trained at one lambda (RD loss compares runs only at the same lambda).
 
-    Default: the lambda most runs were trained at. Returns the runs and a note when a choice was made.
+    Default: the lambda most runs were trained at; runs without a lambda are left out. Returns
+    the runs, the lambda (None: runs carry none) and a note when a choice was made for the user.
     """
     if LMBDA_COLUMN not in frame or frame[LMBDA_COLUMN].isna().all():
         if lmbda is not None:
             raise UserError(LMBDA_KEY, lmbda, reason=f"runs carry no {LMBDA_COLUMN} param")
-        return frame, None
+        return frame, None, None
     lambdas = pd.to_numeric(frame[LMBDA_COLUMN], errors="coerce")
     counts = lambdas.value_counts()
-    unknown = int(lambdas.isna().sum())
+    said = []
     if lmbda is None:
-        if len(counts) == 1:
-            if not unknown:
-                return frame, None
-            return (frame[lambdas.notna()].reset_index(drop=True),
-                    f"{LMBDA_COLUMN}={counts.index[0]:g} ({counts.iloc[0]} runs; left out {unknown} run(s) "
-                    f"without a {LMBDA_COLUMN} param)")
         # Most runs first; on a tie, the smaller lambda (stable and documented).
         lmbda = float(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0])
-        chosen = f"{LMBDA_COLUMN}={lmbda:g} ({counts[lmbda]} runs; also {', '.join(f'{v:g}' for v in sorted(counts.index) if v != lmbda)}: pick with {LMBDA_KEY})"
-        if unknown:
-            chosen += f"; left out {unknown} run(s) without a {LMBDA_COLUMN} param"
-    else:
-        chosen = None
+        if len(counts) > 1:
+            others = ", ".join(f"{v:g}" for v in sorted(counts.index) if v != lmbda)
+            said.append(f"{counts[lmbda]} runs; also {others}: pick with {LMBDA_KEY}")
+        if lambdas.isna().any():
+            said.append(f"left out {int(lambdas.isna().sum())} run(s) without a {LMBDA_COLUMN} param")
     keep = (lambdas - lmbda).abs() <= 1e-12 * max(1.0, abs(lmbda))
     if not keep.any():
         raise UserError(LMBDA_KEY, lmbda, reason="no finished run at this lambda",
                         allowed=", ".join(f"{v:g}" for v in sorted(counts.index)))
-    return frame[keep].reset_index(drop=True), chosen
+    note = f"{LMBDA_COLUMN}={lmbda:g} ({'; '.join(said)})" if said else None
+    return frame[keep].reset_index(drop=True), lmbda, note
 
 
 def label_frontier(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
@@ -149,12 +145,12 @@ def query_frontier(experiment: str, x: str = DEFAULT_X, y: str = DEFAULT_Y, z: s
     check_metrics(frame, objectives, keys)
     notes = []
     if needs_one_lambda(objectives) or lmbda is not None:
-        frame, chosen = select_lambda(frame, lmbda)
+        frame, used, chosen = select_lambda(frame, lmbda)
         if chosen:
             what = "RD loss" if names.RD_LOSS in objectives else "quality without rate (or rate without quality)"
             notes.append(f"{what} compares runs at one lambda: using {chosen}")
-        if LMBDA_COLUMN in frame and frame[LMBDA_COLUMN].notna().any():
-            check_metrics(frame, objectives, keys, where=f" at {LMBDA_COLUMN}={pd.to_numeric(frame[LMBDA_COLUMN]).iloc[0]:g}")
+        if used is not None:
+            check_metrics(frame, objectives, keys, where=f" at {LMBDA_COLUMN}={used:g}")
     ranked = label_frontier(rank_runs(frame, objectives), objectives)
     missing = {m: int(frame[m].isna().sum()) for m in objectives if frame[m].isna().any()}
     if missing:

@@ -3,9 +3,10 @@
 Names are `cpu-<model>-<threads>t` and `cuda-<gpu>` (e.g. `cpu-amd-epyc-7b13-1t`,
 `cuda-h100-80gb-hbm3`). A cloud VM's CPU often reports a generic model ("AMD EPYC", "Intel Xeon
 CPU @ 2.20GHz" for several generations); its name then carries the x86 family and model numbers
-(`cpu-amd-epyc-f25m17-1t`), so two generations never share a runtime column. The study's point is that runtime rankings change with the device, so
-every runtime we log says which device produced it; the names go into MLflow metric names,
-hence lower case, digits and '-' only (never '_', which separates a metric's parts).
+(`cpu-amd-epyc-f25m17-1t`), so two generations never share a runtime column. The study's point
+is that runtime rankings change with the device, so every runtime we log says which device
+produced it; the names go into MLflow metric names, hence lower case, digits and '-' only
+(never '_', which separates a metric's parts).
 """
 
 from __future__ import annotations

@@ -137,10 +137,10 @@ def evaluate(model, images: list[Image], lmbda: float, *, keep_reconstructions: 
     model.eval()
     model.update(force=True)
     per_image, reconstructions = [], []
-    for image in images:
-        with full_fp32():  # the same float math as the runtime measurement (and on any GPU)
+    with full_fp32():  # the same float math as the runtime measurement (and on any GPU)
+        for image in images:
             result, reconstruction = evaluate_image(model, image)
-        per_image.append(result)
-        if keep_reconstructions:
-            reconstructions.append(reconstruction)
+            per_image.append(result)
+            if keep_reconstructions:
+                reconstructions.append(reconstruction)
     return Evaluation(summarise(per_image, lmbda), per_image, reconstructions if keep_reconstructions else None)

@@ -84,7 +84,6 @@ TAG_ATTEMPT = "attempt"  # id of the trial attempt that owns the run: a fence ag
 TAG_RESUMED_FROM_STEP = "resumed_from_step"  # step the last attempt resumed from (0: from scratch)
 TAG_FLOPS_SIZE = "flops_size"  # "<height>x<width>": the image size per-pixel FLOPs were counted at
 TAG_EVAL_IMAGES = "eval_images"  # the folder the trial evaluated and timed on, or "builtin"
-TAG_EVAL_IMAGES = "eval_images"  # the folder the trial evaluated and timed on, or "builtin"
 RUNTIME_PROTOCOL_TAG_PREFIX = "runtime_protocol."
 
 

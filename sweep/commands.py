@@ -95,9 +95,11 @@ def run_sweep(cfg: dict) -> int:
             print(f"sweep {name!r}: resuming {sum(s in launch.UNFINISHED for s in statuses.values())} unfinished "
                   f"of {len(statuses)} trials; MLflow {uri}", flush=True)
         elif searching:
-            launched, todo = [], []  # chosen round by round
+            launched = []  # chosen round by round
             launch.check_fresh(settings)  # first: an interrupted round's variants count as tried
-            if not _search_left(cfg["search"], variants, tracking.results(uri, name, name, config_id), name=name):
+            runs = tracking.results(uri, name, name, config_id)
+            if not _search_left(cfg["search"], variants, runs):
+                _say_search(cfg["search"], variants, runs, name)
                 return 0
         else:
             finished = set() if cfg["force"] else tracking.finished_variant_ids(uri, name, name, config_id)
@@ -123,7 +125,8 @@ def run_sweep(cfg: dict) -> int:
             if searching:
                 results = list(launch.restore_trials(settings)) if cfg["resume"] else []
                 if not launch.unfinished(settings):
-                    results += _search_rounds(cfg, variants, settings, launched, launch.trial_slots(cfg["cluster"]))
+                    results += _search_rounds(cfg["search"], variants, settings, config_id, launched,
+                                              launch.trial_slots(cfg["cluster"]))
             else:
                 results = launch.restore_trials(settings) if cfg["resume"] else launch.run_trials(todo, settings)
             # Tune returns early on Ctrl-C, with trials left unfinished: they are resumable, not failed.
@@ -138,41 +141,48 @@ def run_sweep(cfg: dict) -> int:
     return summarise(results, launched, uri, name, config_id)
 
 
-def _search_left(search: dict, variants: list, runs: dict, *, name: str, say: bool = True) -> int:
-    """Variants the search may still train, with a line saying where it stands."""
-    in_space = {v.variant_id for v in variants}
-    tried = sum(variant_id in in_space for variant_id in runs)
-    budget = min(search["budget"], len(variants))
-    if say:
-        print(f"sweep {name!r}, optuna search ({search['sampler']}): {len(variants)} variants, budget {search['budget']}"
-              f"{' (the whole space)' if budget < search['budget'] else ''}, {tried} tried, "
-              f"{max(0, budget - tried)} to train", flush=True)
-    return max(0, budget - tried)
+def _search_tried(variants: list, runs: dict) -> int:
+    return sum(v.variant_id in runs for v in variants)
 
 
-def _search_rounds(cfg: dict, variants: list, settings: dict, launched: list[str], slots: int) -> list:
+def _search_left(search: dict, variants: list, runs: dict) -> int:
+    """Variants the search may still train: its budget (at most the space) less those with a run."""
+    return max(0, min(search["budget"], len(variants)) - _search_tried(variants, runs))
+
+
+def _say_search(search: dict, variants: list, runs: dict, name: str) -> int:
+    """Print where the search stands; the variants it may still train."""
+    left = _search_left(search, variants, runs)
+    whole = " (the whole space)" if search["budget"] > len(variants) else ""
+    print(f"sweep {name!r}, optuna search ({search['sampler']}): {len(variants)} variants, budget {search['budget']}"
+          f"{whole}, {_search_tried(variants, runs)} tried, {left} to train", flush=True)
+    return left
+
+
+def _search_rounds(search_cfg: dict, variants: list, settings: dict, config_id: str, launched: list[str],
+                   slots: int) -> list:
     """Rounds of Optuna's proposals, each trained as a grid sweep of its own, until the budget
     is spent or a round is interrupted. `launched` gains each round's variants."""
     from sweep import launch, search, tracking
 
-    uri, name = cfg["tracking"]["uri"], settings["sweep_name"]
-    config_id = tracking.train_config_id(cfg["train"], cfg["data"]["train_dir"])
+    uri, name = settings["tracking"]["uri"], settings["sweep_name"]
     results = []
-    first = not cfg["resume"]  # a fresh launch said where the search stands already
-    while True:
-        runs = tracking.results(uri, name, name, config_id)
-        left = _search_left(cfg["search"], variants, runs, name=name, say=not first)
-        first = False
-        picks = search.propose(variants, runs, min(left, search.round_size(cfg["search"], slots)),
-                               sampler=cfg["search"]["sampler"], seed=cfg["search"]["seed"])
+    runs = tracking.results(uri, name, name, config_id)
+    left = _say_search(search_cfg, variants, runs, name)
+    while left > 0:
+        picks = search.propose(variants, runs, min(left, search.round_size(search_cfg, slots)),
+                               sampler=search_cfg["sampler"], seed=search_cfg["seed"])
         if not picks:
-            return results
-        print(f"search round: {len(picks)} variant(s) proposed by optuna ({cfg['search']['sampler']})", flush=True)
+            break
+        print(f"search round: {len(picks)} variant(s) proposed by optuna ({search_cfg['sampler']})", flush=True)
         launch.start_fresh(settings)
         launched += [v.variant_id for v in picks]
         results += list(launch.run_trials(picks, settings))
         if launch.unfinished(settings):  # stopped (Ctrl-C): resume=true continues this round
-            return results
+            break
+        runs = tracking.results(uri, name, name, config_id)
+        left = _say_search(search_cfg, variants, runs, name)
+    return results
 
 
 def summarise(results, launched: list[str], uri: str, name: str, config_id: str) -> int:

@@ -180,30 +180,30 @@ def _absolutise(cfg: dict) -> None:
             cfg["data"][key] = str(Path(cfg["data"][key]).expanduser().resolve())
 
 
-_POSITIVE = {
-    "train": ("steps", "batch_size", "crop", "log_every", "checkpoint_every"),
-    "profile": ("flops_height", "flops_width", "repeats"),
+_POSITIVE = "a positive integer"
+_NON_NEGATIVE = "an integer >= 0"
+# key path -> (the smallest value allowed, what to say is allowed)
+_MINIMUM = {
+    **{f"train.{key}": (1, _POSITIVE) for key in ("steps", "batch_size", "crop", "log_every", "checkpoint_every")},
+    "train.seed": (0, _NON_NEGATIVE),
+    "train.clip_grad": (0, "0 (no clipping) or a positive number"),
+    "profile.flops_height": (1, _POSITIVE),
+    "profile.flops_width": (1, _POSITIVE),
+    "profile.repeats": (2, "an integer >= 2 (the CV needs two timings)"),
+    "profile.warmup": (0, _NON_NEGATIVE),
+    "data.workers": (0, "0 (no worker processes) or a positive integer"),
+    "data.cache_images": (1, _POSITIVE),
+    "search.batch": (0, _NON_NEGATIVE),
+    "search.seed": (0, _NON_NEGATIVE),
 }
 
 
 def _check_values(cfg: dict) -> None:
     _check_known_keys(cfg)
-    for group, keys in _POSITIVE.items():
-        for key in keys:
-            if cfg[group][key] <= 0:
-                raise UserError(f"{group}.{key}", cfg[group][key], allowed="a positive integer")
-    if cfg["data"]["workers"] < 0:
-        raise UserError("data.workers", cfg["data"]["workers"], allowed="0 (no worker processes) or a positive integer")
-    if cfg["data"]["cache_images"] < 1:
-        raise UserError("data.cache_images", cfg["data"]["cache_images"], allowed="a positive integer")
-    if cfg["train"]["seed"] < 0:
-        raise UserError("train.seed", cfg["train"]["seed"], allowed="an integer >= 0")
-    if cfg["train"]["clip_grad"] < 0:
-        raise UserError("train.clip_grad", cfg["train"]["clip_grad"], allowed="0 (no clipping) or a positive number")
-    if cfg["profile"]["warmup"] < 0:
-        raise UserError("profile.warmup", cfg["profile"]["warmup"], allowed="an integer >= 0")
-    if cfg["profile"]["repeats"] < 2:
-        raise UserError("profile.repeats", cfg["profile"]["repeats"], allowed="an integer >= 2 (the CV needs two timings)")
+    for path, (minimum, allowed) in _MINIMUM.items():
+        group, key = path.split(".")
+        if cfg[group][key] < minimum:
+            raise UserError(path, cfg[group][key], allowed=allowed)
     for key in ("lr", "aux_lr", "lmbda"):
         if not cfg["train"][key] > 0:
             raise UserError(f"train.{key}", cfg["train"][key], allowed="a positive number")
@@ -212,9 +212,6 @@ def _check_values(cfg: dict) -> None:
     search = cfg["search"]
     if search["strategy"] == "optuna" and search["budget"] < 1:
         raise UserError("search.budget", search["budget"], allowed="a positive integer: how many variants search=optuna trains")
-    for key in ("batch", "seed"):
-        if search[key] < 0:
-            raise UserError(f"search.{key}", search[key], allowed="an integer >= 0")
     if cfg["search_space"] is None:
         raise UserError("search_space", None, allowed=", ".join(available("search_space")))
 

@@ -10,7 +10,6 @@ leaves the device's own metric names to `rdc profile` (each metric is written on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from jobs.data import BUILTIN, load_images
 from jobs.evaluate import evaluate
@@ -31,16 +30,16 @@ def measure(model, settings: dict, lmbda: float, *, shared_device: bool) -> Meas
     `shared_device`: other trials may have run on the model's device while it was timed (the
     trial decides, from what Ray gave it); its runtimes then go under `<device>-shared`.
     """
-    eval_dir = settings["data"]["eval_dir"]
+    eval_dir = settings["data"]["eval_dir"]  # absolute already (sweep.config)
     images = load_images(eval_dir, split="eval", key="data.eval_dir")
+    images_label = eval_dir or BUILTIN
     profile = settings["profile"]
     height, width = profile["flops_height"], profile["flops_width"]
 
     evaluation = evaluate(model, images, lmbda)
     device = next(model.parameters()).device
     runtime = profile_runtime(model, images, device, RuntimeProtocol(profile["warmup"], profile["repeats"]))
-    shared = shared_device
-    label = runtime.device + (names.SHARED_SUFFIX if shared else "")
+    label = runtime.device + (names.SHARED_SUFFIX if shared_device else "")
 
     metrics = {
         **evaluation.summary,
@@ -50,13 +49,11 @@ def measure(model, settings: dict, lmbda: float, *, shared_device: bool) -> Meas
     }
     tags = {
         names.TAG_DEVICE: runtime.device,
-        names.TAG_SHARED_DEVICE: str(shared).lower(),
+        names.TAG_SHARED_DEVICE: str(shared_device).lower(),
         names.TAG_FLOPS_SIZE: f"{height}x{width}",
         # `rdc profile` times the same images by default, so every device's column compares.
-        names.TAG_EVAL_IMAGES: str(Path(eval_dir).expanduser().resolve()) if eval_dir else BUILTIN,
-        # `rdc profile` times the same images by default, so every device's column compares.
-        names.TAG_EVAL_IMAGES: str(Path(eval_dir).expanduser().resolve()) if eval_dir else BUILTIN,
-        names.runtime_protocol_tag(label): runtime.describe(eval_dir or BUILTIN),
+        names.TAG_EVAL_IMAGES: images_label,
+        names.runtime_protocol_tag(label): runtime.describe(images_label),
     }
     tables = {names.EVAL_TABLE: evaluation.table(), names.runtime_table(label): runtime.table()}
     return Measurement(metrics, tags, tables)

@@ -20,12 +20,13 @@ budget) is told to Optuna as failed and another is asked for.
 from __future__ import annotations
 
 import json
+import math
 import random
 import warnings
 from dataclasses import dataclass
 
 from rdc import names
-from sweep.variant import Variant, flatten_spec
+from sweep.variant import Variant, canonical_json, flatten_spec
 
 OBJECTIVES = (names.RD_LOSS, names.DECODE_KFLOPS_PER_PX)  # both minimised
 FAMILY_PARAM = "family"
@@ -50,11 +51,11 @@ class Coordinates:
         for family, members in by_family.items():
             flat = [flatten_spec(v.spec) for v in members]
             keys = sorted(set().union(*flat))
-            values = {key: {_text(f.get(key)) for f in flat} for key in keys}
+            values = {key: {canonical_json(f.get(key)) for f in flat} for key in keys}
             varying = {key: tuple(sorted(texts, key=_order)) for key, texts in values.items() if len(texts) > 1}
             knobs[family] = varying
             for variant, spec in zip(members, flat):
-                point = tuple(_text(spec.get(key)) for key in varying)
+                point = tuple(canonical_json(spec.get(key)) for key in varying)
                 variant_at[(family, point)] = variant
                 params_of[variant.variant_id] = {FAMILY_PARAM: family,
                                                  **{_param(family, key): text for key, text in zip(varying, point)}}
@@ -73,10 +74,6 @@ class Coordinates:
         family = trial.suggest_categorical(FAMILY_PARAM, self.families)
         point = tuple(trial.suggest_categorical(_param(family, key), choices) for key, choices in self.knobs[family].items())
         return self.variant_at.get((family, point))
-
-
-def _text(value) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _order(text: str):
@@ -104,7 +101,7 @@ def outcomes(runs: dict[str, tuple[str, dict[str, float]]]) -> dict[str, tuple[f
     out = {}
     for variant_id, (status, metrics) in runs.items():
         values = tuple(metrics.get(key) for key in OBJECTIVES)
-        finished = status == "FINISHED" and all(v is not None and v == v and abs(v) != float("inf") for v in values)
+        finished = status == "FINISHED" and all(v is not None and math.isfinite(v) for v in values)
         out[variant_id] = values if finished else None
     return out
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from jobs.crops import RandomCrops, TrainingSet
+from jobs.crops import DEFAULT_CACHE, RandomCrops, TrainingSet
 from jobs.settings import TrainSettings
 from jobs.train import Trainer, TrainingDiverged
 from models import build
@@ -110,7 +110,7 @@ def run_variant(config: dict) -> None:
     data = settings["data"]
     try:
         # .get: a sweep restored from before these keys existed still trains as it did
-        crops = RandomCrops(TrainingSet.scan(data["train_dir"], cache_size=data.get("cache_images", 16)),
+        crops = RandomCrops(TrainingSet.scan(data["train_dir"], cache_size=data.get("cache_images", DEFAULT_CACHE)),
                             train.crop, train.batch_size, train.seed, workers=data.get("workers", 0))
     except UserError as err:  # e.g. the folder is not on this node
         return _fail(run, 0, err)

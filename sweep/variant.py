@@ -16,8 +16,9 @@ ID_LENGTH = 16  # hex digits: 64 bits; P(any collision) < 1e-9 below 190,000 var
 KIND_ABBREVIATIONS = {"transform": "t", "entropy": "e", "hyper": "h"}
 
 
-def canonical_json(spec: dict) -> str:
-    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+def canonical_json(value) -> str:
+    """A spec (or any JSON value) as compact JSON with sorted keys: equal values, equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def variant_id(canonical_spec: dict) -> str:

@@ -43,3 +43,15 @@ def test_flops_runtime_correlation_per_family(known_store, devices):
     assert np.isnan(cpu.loc["ELIC/Hyperprior:Conv", "ms_per_kflop_px"])  # two runs: no slope claimed either
     assert cpu.loc[ALL_FAMILIES, "n"] == 9
     assert table[(table["device"] == devices["gpu"]) & (table["family"] == ALL_FAMILIES)]["n"].item() == 8
+
+
+def test_no_slope_from_two_runs_a_slope_from_three():
+    import pandas as pd
+
+    device = "cpu-test-1t"
+    frame = pd.DataFrame({names.TAG_FAMILY: ["A", "A", "B", "B", "B"],
+                          names.DECODE_KFLOPS_PER_PX: [1.0, 2.0, 1.0, 2.0, 3.0],
+                          names.decode_ms(device): [10.0, 30.0, 5.0, 7.0, 9.0]})
+    table = flops_runtime_correlation(frame).set_index("family")
+    assert np.isnan(table.loc["A", "ms_per_kflop_px"])  # two points always fit a line
+    assert table.loc["B", "ms_per_kflop_px"] == pytest.approx(2.0)
