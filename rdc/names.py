@@ -26,6 +26,24 @@ TRAIN_AUX_LOSS = "train/aux_loss"
 TRAIN_STEPS = "train_steps"  # steps actually trained (final)
 TRAIN_SECONDS = "train_seconds"
 
+# Held-out learning curves, logged every train.eval_every steps on the fixed evaluation images
+# (likelihood estimate, no entropy coding: cheap enough to run during training).
+EVAL_RD_LOSS = "eval/rd_loss"
+EVAL_BPP = "eval/bpp"
+EVAL_PSNR = "eval/psnr"
+EVAL_CURVE = (EVAL_RD_LOSS, EVAL_BPP, EVAL_PSNR)
+RD_LOSS_SMOOTHED = "rd_loss_smoothed"  # final, from the held-out curve (rule in the README)
+
+# Coding diagnostics of the real bitstream (final): where estimate and bytes part ways.
+ESCAPE_SHARE = "escape_share"  # share of latent symbols outside the CDF tables (coded by the escape path)
+BPP_OVER_EST = "bpp_over_est"  # bpp (bytes) / bpp_est (likelihoods)
+BPP_STREAM_PREFIX = "bpp_stream_"  # bpp of one stream: bpp_stream_z, bpp_stream_y, bpp_stream_y3, ...
+
+
+def bpp_stream(stream: str) -> str:
+    """Bits per pixel carried by one named stream of the bitstream (header excluded)."""
+    return f"{BPP_STREAM_PREFIX}{stream}"
+
 
 # Runtimes carry the device's short stable name (jobs.device.device_name) at the end:
 # <stage>_<stat>_<device>, e.g. decode_ms_cpu-amd-epyc-1t or decode_networks_mps_cuda-h100-80gb-hbm3.
@@ -85,6 +103,18 @@ TAG_RESUMED_FROM_STEP = "resumed_from_step"  # step the last attempt resumed fro
 TAG_FLOPS_SIZE = "flops_size"  # "<height>x<width>": the image size per-pixel FLOPs were counted at
 TAG_EVAL_IMAGES = "eval_images"  # the folder the trial evaluated and timed on, or "builtin"
 RUNTIME_PROTOCOL_TAG_PREFIX = "runtime_protocol."
+TAG_SEED = "seed"  # the training seed of this replicate; variant_id stays the architecture's
+# A trial a scheduler stopped: the run ends with STOPPED_STATUS and this tag holds the step;
+# TAG_STOPPED_BY the scheduler's name and TAG_STOP_DECISION why (JSON: rung, margin, dominators).
+TAG_STOPPED_EARLY = "stopped_early"
+TAG_STOPPED_BY = "stopped_by"
+TAG_STOP_DECISION = "stop_decision"
+STOPPED_STATUS = "KILLED"  # MLflow's run status for a run ended on purpose before it finished
+TAG_REFERENCE = "reference"  # a model trained elsewhere, imported by `rdc import`: its source
+# Runtimes an interfering process spoiled: "<device>:<stage>: <figure>" per stage that still failed.
+TAG_RUNTIME_SUSPECT = "runtime_suspect"
+TAG_SWEEP_RUN = "sweep_run"  # "true" on the sweep-level run whose children are the variant runs
+TAG_PARENT_RUN = "mlflow.parentRunId"  # MLflow's own parent-run tag (the UI nests children)
 
 
 def runtime_protocol_tag(device: str) -> str:
