@@ -1,0 +1,100 @@
+"""Every preset's bitstream on one Kodak crop, byte for byte, against a committed golden file.
+
+A refactor of models/ must not change what a preset codes: with the same seed, the same
+weights (construction order), the same streams. The golden file holds, per preset, the sha256
+of the y and z streams on a 97 x 131 crop of kodim01 (both sides odd), the parameter count
+and the decode kMACs per Kodak pixel (768 x 512, meta device).
+
+Untrained, g_a gives a latent within +-0.6, so the y stream of the image is a few bytes of
+zeros. The entropy model is also checked where it has work to do: the latent codec alone on
+that latent times GAIN (symbols in the tens), streams hashed and the decode required exact.
+
+A deliberate change of function (a new default, a fixed layer) regenerates it in the same
+commit, with the reason in the message:
+
+    RDC_REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/models/test_golden_bitstreams.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from models import bitstream, build
+from models.presets import PRESETS, preset
+from tests.models.conftest import load_rgb
+from tests.models.test_reference import decode_kmacs, params
+
+GOLDEN = Path(__file__).parent / "golden" / "preset_bitstreams.json"
+REGENERATE = os.environ.get("RDC_REGEN_GOLDEN") == "1"
+CROP = (slice(211, 308), slice(333, 464))  # 97 x 131 of kodim01
+SEED = 0
+STREAM_NAMES = ("y", "z")  # the order models/codec.py packs them
+GAIN = 40.0
+
+
+def measure(name: str, image: torch.Tensor) -> dict:
+    torch.manual_seed(SEED)
+    model = build(preset(name)).eval()
+    model.update(force=True)
+    with torch.no_grad():
+        (data,) = model.compress(image)
+        y = model.g_a(model.pad(image)) * GAIN
+        amplified = model.latent.compress(y)
+        decoded = model.latent.decompress(amplified["streams"], y.shape[-2:], amplified["z_hat"].shape[-2:])
+    assert torch.equal(decoded["y_hat"], amplified["y_hat"]) and torch.equal(decoded["g_s_input"], amplified["g_s_input"])
+    _, _, streams = bitstream.unpack(data)
+    assert len(streams) == len(STREAM_NAMES) == len(amplified["streams"])
+    return {
+        **{f"{s}_sha256": hashlib.sha256(b).hexdigest() for s, b in zip(STREAM_NAMES, streams)},
+        **{f"{s}_bytes": len(b) for s, b in zip(STREAM_NAMES, streams)},
+        **{f"amplified_{s}_sha256": hashlib.sha256(b[0]).hexdigest() for s, b in zip(STREAM_NAMES, amplified["streams"])},
+        **{f"amplified_{s}_bytes": len(b[0]) for s, b in zip(STREAM_NAMES, amplified["streams"])},
+        "params": params(model),
+        "decode_kmacs_per_px": round(decode_kmacs(model), 4),
+    }
+
+
+@pytest.fixture(scope="module")
+def crop(kodak_dir) -> torch.Tensor:
+    path = kodak_dir / "kodim01.png"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    return load_rgb(path)[:, :, CROP[0], CROP[1]].contiguous()
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict:
+    if REGENERATE:
+        return {}
+    return json.loads(GOLDEN.read_text())
+
+
+@pytest.fixture(scope="module")
+def regenerated():
+    table: dict = {}
+    yield table
+    if REGENERATE and table:
+        old = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
+        GOLDEN.write_text(json.dumps({**old, **table}, indent=1, sort_keys=True) + "\n")
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_bitstream_params_and_flops_are_golden(name, crop, golden, regenerated):
+    measured = measure(name, crop)
+    if REGENERATE:
+        regenerated[name] = measured
+        return
+    assert name in golden, f"{name} has no golden entry: regenerate with RDC_REGEN_GOLDEN=1 (see the docstring)"
+    assert measured == golden[name]
+
+
+def test_golden_file_covers_exactly_the_presets():
+    if REGENERATE:
+        pytest.skip("regenerating")
+    assert sorted(json.loads(GOLDEN.read_text())) == sorted(PRESETS)
