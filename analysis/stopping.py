@@ -1,0 +1,419 @@
+"""Early-stopping policies as pure, incremental decision objects: one held-out report in, one decision out.
+
+Every policy here has one method, `on_report(report) -> Decision`, and keeps only what earlier
+reports told it. The same object is driven by a Ray Tune TrialScheduler during a sweep
+(sweep/, which maps CONTINUE/STOP onto Tune's) and by `rdc replay` over a finished sweep's
+learning curves (analysis/replay.py), so given the same reports in the same order both stop
+exactly the same trials. Nothing here imports Ray, torch, sweep or jobs.
+
+The policies:
+- FrontierRule (ours): decode FLOPs are exact and known before training, so at rungs (fractions
+  of the training steps) a trial whose held-out RD loss is worse, by more than a margin, than
+  that of a variant of no more decode FLOPs at the same step cannot reach the frontier's cost
+  range it would occupy: stop it.
+- AshaRule: Ray Tune's ASHA on RD loss alone (Li et al. 2020), one bracket, same cut-off rule.
+- MoAshaRule: MO-ASHA (Schmucker et al. 2021): ASHA whose promotion order is non-dominated
+  sorting with an epsilon-net inside each front (Salinas et al. 2021), reduction factor 3.
+- ScaledParetoRule: Ax's ScaledParetoEarlyStoppingStrategy as documented: stop a trial that the
+  current front, shrunk toward the reference point by a factor (0.5), still strictly dominates,
+  once it passed `min_progression` and `min_curves` trials have completed.
+- FinishChosen: finish a fixed set of variants, stop the others at a step (the random baseline).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+CONTINUE = "CONTINUE"  # the same strings as ray.tune.schedulers.TrialScheduler's
+STOP = "STOP"
+DEFAULT_RUNGS = (0.1, 0.25, 0.5)
+
+
+@dataclass(frozen=True)
+class Report:
+    """One held-out evaluation of one trial: the only input any policy sees."""
+
+    trial_id: str  # one (variant, seed) training run
+    variant_id: str  # the architecture; replicates (seeds) share it
+    step: int
+    rd_loss: float  # held-out RD loss at `step` (eval/rd_loss)
+    kflops: float | None  # decode kFLOPs/px of the variant, from the plan (None/NaN: unknown)
+
+
+@dataclass(frozen=True)
+class Dominator:
+    """A variant that beat the judged one at a rung: its mean loss there, its FLOPs, the margin used."""
+
+    variant_id: str
+    rd_loss: float
+    kflops: float
+    margin: float  # in RD-loss units: the judged loss had to exceed rd_loss + margin
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a policy decided on one report, with what a user needs to audit a stop."""
+
+    action: str  # CONTINUE or STOP
+    policy: str
+    trial_id: str
+    variant_id: str
+    step: int
+    reason: str
+    rung: float | None = None  # the rung (a fraction of the steps, or a step milestone for ASHA)
+    rung_step: int | None = None  # the step the rung's values were taken at
+    rd_loss: float | None = None  # the value judged (the variant's mean over its seeds at the rung)
+    seeds: int = 1  # how many of the variant's seeds that mean is over
+    dominators: tuple[Dominator, ...] = ()
+    margin: str = ""  # the margin rule, e.g. "2 x noise sd 0.031 x sqrt(1/n_a + 1/n_b)"
+
+    @property
+    def stop(self) -> bool:
+        return self.action == STOP
+
+    def to_json(self) -> str:
+        """The stop_decision tag of a stopped run (rdc.names.TAG_STOP_DECISION)."""
+        return json.dumps(asdict(self), sort_keys=True, default=float)
+
+
+def _known(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+# --- The frontier rule ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Margin:
+    """How much worse than a cheaper variant a trial must be to stop: relative and/or noise-scaled.
+
+    Against a dominator u, variant v stops when loss_v > loss_u + relative * loss_v
+    + noise_multiple * noise_sd * sqrt(1/n_u + 1/n_v), where n are the numbers of seeds in each
+    mean (the standard error of a difference of two means of independent seeds whose sd is
+    noise_sd, the sweep's pooled within-variant sd of RD loss).
+    """
+
+    relative: float = 0.0
+    noise_multiple: float = 0.0
+    noise_sd: float | None = None
+
+    def __post_init__(self):
+        if self.relative < 0 or self.noise_multiple < 0:
+            raise ValueError(f"margin: relative={self.relative}, noise_multiple={self.noise_multiple}; both must be >= 0")
+        if self.noise_multiple > 0 and not (_known(self.noise_sd) and self.noise_sd >= 0):
+            raise ValueError(f"margin: a noise-scaled margin needs a measured noise sd >= 0, got {self.noise_sd}")
+
+    def between(self, loss: float, seeds: int, dominator_seeds: int) -> float:
+        noise = self.noise_multiple * (self.noise_sd or 0.0) * math.sqrt(1 / seeds + 1 / dominator_seeds)
+        return self.relative * loss + noise
+
+    def describe(self) -> str:
+        parts = []
+        if self.relative:
+            parts.append(f"{self.relative:g} x loss")
+        if self.noise_multiple:
+            parts.append(f"{self.noise_multiple:g} x noise sd {self.noise_sd:.4g} x sqrt(1/n_a + 1/n_b)")
+        return " + ".join(parts) or "0"
+
+
+@dataclass
+class _RungValues:
+    """What a rung knows: per variant, the loss of each seed that reached it, and the step."""
+
+    losses: dict[str, dict[str, float]] = field(default_factory=dict)  # variant -> trial -> loss
+    steps: dict[str, int] = field(default_factory=dict)  # variant -> step its values were taken at
+    kflops: dict[str, float] = field(default_factory=dict)
+
+    def mean(self, variant_id: str) -> tuple[float, int]:
+        values = list(self.losses[variant_id].values())
+        return float(np.mean(values)), len(values)
+
+
+class FrontierRule:
+    """Stop a trial whose held-out RD loss at a rung is dominated, by more than a margin, by a
+    variant of no more decode FLOPs at the same step.
+
+    - Rungs are fractions of `max_steps`; a trial is judged once per rung, at its first report at
+      or past the rung's step (a report past several rungs is judged at the highest, as ASHA does).
+    - Late reporters are judged when they reach a rung, against every variant already recorded
+      there (including stopped ones: their loss at that step is still evidence). The first
+      variant at a rung has nobody to lose to.
+    - Only values taken at the same step are compared ("at a matched step").
+    - Replicates: a variant is judged on the mean over its seeds at the rung so far, and a stop
+      is the variant's: every seed of it stops at its next report.
+    - Missing decode FLOPs: such a variant is never stopped and never dominates another (whether
+      it costs no more than another cannot be known).
+    - Ties: a loss equal to a cheaper variant's (within the margin) never stops a trial; equal
+      FLOPs count as "no more".
+    """
+
+    name = "frontier"
+
+    def __init__(self, max_steps: int, rungs: tuple[float, ...] = DEFAULT_RUNGS, margin: Margin = Margin()):
+        if max_steps <= 0:
+            raise ValueError(f"max_steps={max_steps} must be positive")
+        if not rungs or any(not 0 < r < 1 for r in rungs) or list(rungs) != sorted(set(rungs)):
+            raise ValueError(f"rungs={rungs}: increasing fractions strictly between 0 and 1")
+        self.max_steps, self.rungs, self.margin = max_steps, tuple(rungs), margin
+        self.rung_steps = tuple(max(1, math.ceil(r * max_steps)) for r in rungs)
+        self._rungs = [_RungValues() for _ in rungs]
+        self._passed: dict[str, int] = {}  # trial -> index of the highest rung it was judged at
+        self.stopped: dict[str, Decision] = {}  # variant -> the decision that stopped it
+
+    def describe(self) -> str:
+        return f"frontier rule at {', '.join(f'{r:g}' for r in self.rungs)} of {self.max_steps} steps, margin {self.margin.describe()}"
+
+    def on_report(self, report: Report) -> Decision:
+        base = dict(policy=self.name, trial_id=report.trial_id, variant_id=report.variant_id, step=report.step,
+                    margin=self.margin.describe())
+        if report.variant_id in self.stopped:
+            first = self.stopped[report.variant_id]
+            return Decision(STOP, reason=f"variant stopped at rung {first.rung:g} (by {first.trial_id})",
+                            rung=first.rung, rung_step=first.rung_step, rd_loss=first.rd_loss, seeds=first.seeds,
+                            dominators=first.dominators, **base)
+        reached = [i for i, s in enumerate(self.rung_steps) if report.step >= s and i > self._passed.get(report.trial_id, -1)]
+        if not reached:
+            return Decision(CONTINUE, reason="no new rung reached", **base)
+        index = reached[-1]
+        self._passed[report.trial_id] = index
+        rung, values = self.rungs[index], self._rungs[index]
+        at = dict(rung=rung, rung_step=report.step)
+        if not _known(report.rd_loss):
+            return Decision(CONTINUE, reason="no held-out RD loss in this report: not judged", **at, **base)
+        values.losses.setdefault(report.variant_id, {})[report.trial_id] = float(report.rd_loss)
+        values.steps.setdefault(report.variant_id, report.step)
+        loss, seeds = values.mean(report.variant_id)
+        at.update(rd_loss=loss, seeds=seeds)
+        if not _known(report.kflops):
+            return Decision(CONTINUE, reason="decode FLOPs unknown: whether any variant costs no more cannot be "
+                            "known, so it is never stopped", **at, **base)
+        values.kflops[report.variant_id] = float(report.kflops)
+        step = values.steps[report.variant_id]
+        dominators = []
+        for other, other_kflops in values.kflops.items():
+            if other == report.variant_id or other_kflops > report.kflops or values.steps[other] != step:
+                continue
+            other_loss, other_seeds = values.mean(other)
+            margin = self.margin.between(loss, seeds, other_seeds)
+            if loss > other_loss + margin:
+                dominators.append(Dominator(other, other_loss, other_kflops, margin))
+        if not dominators:
+            return Decision(CONTINUE, reason=f"not dominated at rung {rung:g} by the {len(values.kflops) - 1} other "
+                            "variant(s) recorded there", **at, **base)
+        dominators.sort(key=lambda d: (d.rd_loss, d.kflops, d.variant_id))
+        decision = Decision(STOP, reason=f"dominated at rung {rung:g} (step {step}) by {len(dominators)} variant(s) of "
+                            "no more decode FLOPs", dominators=tuple(dominators), **at, **base)
+        self.stopped[report.variant_id] = decision
+        return decision
+
+
+# --- Baselines -------------------------------------------------------------------------------
+
+
+def asha_milestones(max_steps: int, grace_steps: int, reduction_factor: float) -> list[float]:
+    """The rungs of one ASHA bracket (s = 0), as Ray's _Bracket builds them: grace * rf^k <= max."""
+    count = int(np.log(max_steps / grace_steps) / np.log(reduction_factor) + 1)
+    return [grace_steps * reduction_factor**k for k in range(count)]
+
+
+class _SuccessiveHalving:
+    """The bookkeeping ASHA and MO-ASHA share (Ray's _Bracket): a trial is judged once per rung,
+    at the highest rung it newly passed, against the values recorded there before it."""
+
+    name = "sh"
+
+    def __init__(self, max_steps: int, grace_steps: int, reduction_factor: float):
+        if not 0 < grace_steps <= max_steps or reduction_factor <= 1:
+            raise ValueError(f"grace_steps={grace_steps} (0 < . <= {max_steps}), reduction_factor={reduction_factor} (> 1)")
+        self.max_steps, self.grace_steps, self.reduction_factor = max_steps, grace_steps, reduction_factor
+        self.milestones = asha_milestones(max_steps, grace_steps, reduction_factor)
+        self._recorded: list[dict[str, tuple]] = [{} for _ in self.milestones]
+        self.stopped: set[str] = set()
+
+    def on_report(self, report: Report) -> Decision:
+        base = dict(policy=self.name, trial_id=report.trial_id, variant_id=report.variant_id, step=report.step)
+        if report.trial_id in self.stopped:
+            return Decision(STOP, reason="stopped earlier", **base)
+        finished = report.step >= self.max_steps  # Ray ends a trial at max_t, then records its result
+        for index in reversed(range(len(self.milestones))):
+            milestone, recorded = self.milestones[index], self._recorded[index]
+            if report.step < milestone or report.trial_id in recorded:
+                continue
+            point = self._point(report)
+            stop = not finished and bool(recorded) and self._worse_than_cutoff(point, recorded)
+            recorded[report.trial_id] = point
+            if stop:
+                self.stopped.add(report.trial_id)
+            return Decision(STOP if stop else CONTINUE, reason=f"{'not ' if stop else ''}in the top 1/{self.reduction_factor:g} "
+                            f"of {len(recorded)} at rung {milestone:g}", rung=milestone, rung_step=report.step,
+                            rd_loss=report.rd_loss, **base)
+        return Decision(CONTINUE, reason="no new rung reached", **base)
+
+
+class AshaRule(_SuccessiveHalving):
+    """Ray Tune's ASHA (one bracket) on RD loss: stop a trial worse than the (1 - 1/rf) quantile
+    of the losses recorded at its rung before it (numpy's linear percentile, as Ray's cutoff)."""
+
+    name = "asha"
+
+    def __init__(self, max_steps: int, grace_steps: int, reduction_factor: float = 4):
+        super().__init__(max_steps, grace_steps, reduction_factor)
+
+    def describe(self) -> str:
+        return f"ASHA on rd_loss, grace {self.grace_steps} steps, reduction factor {self.reduction_factor:g}"
+
+    def _point(self, report: Report) -> tuple:
+        return (-float(report.rd_loss),)  # Ray maximises metric_op * metric: -loss for mode=min
+
+    def _worse_than_cutoff(self, point: tuple, recorded: dict) -> bool:
+        cutoff = np.nanpercentile([p[0] for p in recorded.values()], (1 - 1 / self.reduction_factor) * 100)
+        return point[0] < cutoff
+
+
+def epsilon_net_order(points: np.ndarray) -> list[int]:
+    """Promotion order of (n, d) minimised points: non-dominated fronts in turn, and inside each
+    front an epsilon-net (Salinas et al. 2021): the point best on the first objective, then
+    repeatedly the point farthest (Euclidean, each objective scaled to [0, 1] over all points)
+    from those already chosen. Ties go to the lower index."""
+    from analysis.frontier import nondominated_ranks
+
+    n = len(points)
+    if n == 0:
+        return []
+    low, high = points.min(axis=0), points.max(axis=0)
+    scaled = (points - low) / np.where(high > low, high - low, 1.0)
+    ranks = nondominated_ranks(points)
+    order: list[int] = []
+    for rank in range(1, ranks.max() + 1):
+        members = [int(i) for i in np.flatnonzero(ranks == rank)]
+        chosen = [min(members, key=lambda i: (points[i, 0], i))]
+        rest = [i for i in members if i != chosen[0]]
+        while rest:
+            distance = [min(float(np.linalg.norm(scaled[i] - scaled[j])) for j in chosen) for i in rest]
+            pick = rest[int(np.argmax(distance))]  # argmax keeps the first (lowest index) of ties
+            chosen.append(pick)
+            rest.remove(pick)
+        order += chosen
+    return order
+
+
+class MoAshaRule(_SuccessiveHalving):
+    """MO-ASHA on (RD loss, decode kFLOPs): at a rung, the arriving trial is ranked with everything
+    recorded there (non-dominated sorting, epsilon-net inside fronts) and continues only if its
+    position / count is at most 1/rf, the top 1/rf that successive halving promotes."""
+
+    name = "mo-asha"
+
+    def __init__(self, max_steps: int, grace_steps: int, reduction_factor: float = 3):
+        super().__init__(max_steps, grace_steps, reduction_factor)
+
+    def describe(self) -> str:
+        return f"MO-ASHA (epsilon-net), grace {self.grace_steps} steps, reduction factor {self.reduction_factor:g}"
+
+    def _point(self, report: Report) -> tuple:
+        kflops = float(report.kflops) if _known(report.kflops) else math.inf
+        return (float(report.rd_loss), kflops)
+
+    def _worse_than_cutoff(self, point: tuple, recorded: dict) -> bool:
+        if not math.isfinite(point[1]):
+            return False  # unknown FLOPs: cannot be ranked, never stopped (as the frontier rule)
+        points = np.array([p for p in recorded.values() if math.isfinite(p[1])] + [point])
+        position = epsilon_net_order(points).index(len(points) - 1)
+        return position / len(points) > 1 / self.reduction_factor
+
+
+class ScaledParetoRule:
+    """Ax's ScaledParetoEarlyStoppingStrategy on (RD loss, decode kFLOPs), from its documentation:
+    at each report past `min_progression` steps, once `min_curves` trials have completed and at
+    least `min_curves` trials with data at this step are strictly better than the reference point,
+    stop the trial if some trial's improvement over the reference, scaled by `factor`, is still
+    larger than this trial's on every objective (it is not weakly Pareto-efficient against the
+    shrunk front). Ax takes the reference point from the user's objective thresholds; here it is
+    the worst value at that step plus 10 % of the range on each objective (FLOPs: over all
+    variants of the plan), the rule the hypervolume uses.
+    """
+
+    name = "ax-scaled-pareto"
+
+    def __init__(self, max_steps: int, min_progression: int, min_curves: int = 5, factor: float = 0.5,
+                 kflops_reference: float | None = None):
+        if not 0 <= factor <= 1:
+            raise ValueError(f"factor={factor} must be in [0, 1]")
+        self.max_steps, self.min_progression, self.min_curves, self.factor = max_steps, min_progression, min_curves, factor
+        self.kflops_reference = kflops_reference
+        self._curves: dict[str, dict[int, float]] = {}  # trial -> step -> loss
+        self._kflops: dict[str, float] = {}
+        self._completed: set[str] = set()
+        self.stopped: set[str] = set()
+
+    def describe(self) -> str:
+        return (f"Ax scaled-Pareto rule, factor {self.factor:g}, min_progression {self.min_progression} steps,"
+                f" min_curves {self.min_curves}")
+
+    def _value_at(self, trial: str, step: int) -> float | None:
+        # Ax aligns curves by interpolating each one inside the range it covers (no extrapolation).
+        curve = self._curves[trial]
+        steps = sorted(curve)
+        if not steps or step < steps[0] or step > steps[-1]:
+            return None
+        return float(np.interp(step, steps, [curve[s] for s in steps]))
+
+    def on_report(self, report: Report) -> Decision:
+        base = dict(policy=self.name, trial_id=report.trial_id, variant_id=report.variant_id, step=report.step)
+        if report.trial_id in self.stopped:
+            return Decision(STOP, reason="stopped earlier", **base)
+        if _known(report.rd_loss):
+            self._curves.setdefault(report.trial_id, {})[report.step] = float(report.rd_loss)
+        if _known(report.kflops):
+            self._kflops[report.trial_id] = float(report.kflops)
+        if report.step >= self.max_steps:
+            self._completed.add(report.trial_id)
+            return Decision(CONTINUE, reason="finished", **base)
+        if report.step < self.min_progression:
+            return Decision(CONTINUE, reason=f"before min_progression {self.min_progression}", **base)
+        if len(self._completed) < self.min_curves:
+            return Decision(CONTINUE, reason=f"{len(self._completed)} of min_curves {self.min_curves} trials completed", **base)
+        if report.trial_id not in self._kflops or not _known(report.rd_loss):
+            return Decision(CONTINUE, reason="decode FLOPs or loss unknown: never stopped", **base)
+        others = {t: self._value_at(t, report.step) for t in self._curves if t in self._kflops}
+        others = {t: v for t, v in others.items() if v is not None}
+        losses = np.array(list(others.values()))
+        flops = np.array([self._kflops[t] for t in others])
+        every_flops = np.array(list(self._kflops.values()))
+        loss_ref = losses.max() + 0.1 * (losses.max() - losses.min())
+        flops_ref = self.kflops_reference if self.kflops_reference is not None else \
+            every_flops.max() + 0.1 * (every_flops.max() - every_flops.min())
+        centered = np.column_stack([loss_ref - losses, flops_ref - flops])  # larger is better, ref at 0
+        if int((centered > 0).all(axis=1).sum()) < self.min_curves:
+            return Decision(CONTINUE, reason=f"fewer than {self.min_curves} trials better than the reference point", **base)
+        mine = np.array([loss_ref - report.rd_loss, flops_ref - self._kflops[report.trial_id]])
+        beaten = (mine < self.factor * centered).all(axis=1)
+        if not beaten.any():
+            return Decision(CONTINUE, reason="weakly Pareto-efficient against the scaled front", rd_loss=report.rd_loss, **base)
+        self.stopped.add(report.trial_id)
+        names = [t for t, b in zip(others, beaten) if b]
+        return Decision(STOP, reason=f"dominated by the front scaled by {self.factor:g} ({len(names)} trial(s))",
+                        rd_loss=report.rd_loss, rung_step=report.step,
+                        dominators=tuple(Dominator(t, others[t], self._kflops[t], 0.0) for t in names[:5]), **base)
+
+
+class FinishChosen:
+    """Finish the chosen variants; stop every other one at its first report at or past `stop_step`."""
+
+    name = "finish-chosen"
+
+    def __init__(self, chosen: set[str], stop_step: int, name: str = "finish-chosen"):
+        self.chosen, self.stop_step, self.name = set(chosen), stop_step, name
+
+    def describe(self) -> str:
+        return f"finish {len(self.chosen)} chosen variants, stop the rest at step {self.stop_step}"
+
+    def on_report(self, report: Report) -> Decision:
+        base = dict(policy=self.name, trial_id=report.trial_id, variant_id=report.variant_id, step=report.step)
+        if report.variant_id in self.chosen or report.step < self.stop_step:
+            return Decision(CONTINUE, reason="chosen" if report.variant_id in self.chosen else "before the stop step", **base)
+        return Decision(STOP, reason="not chosen", rung_step=report.step, **base)
