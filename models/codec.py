@@ -1,20 +1,9 @@
 """ImageCodec: analysis/synthesis transforms around a latent codec, with real bitstreams.
 
-The latent codec (built by an entropy component) owns h_a, h_s and every entropy model. It
-implements this small interface, which every entropy component follows:
-
-    forward(y)                      -> {"y_hat", "z_hat", "g_s_input", "likelihoods": {name: tensor}}
-    compress(y)                     -> {"streams": [[bytes per image], ...], "y_hat", "z_hat", "g_s_input"}
-    decompress(streams, y_hw, z_hw) -> {"y_hat", "z_hat", "g_s_input"}
-    encode_networks(y)              -> {"y_hat", "z_hat"}: h_a, h_s and every entropy-parameter
-                                       network the encoder runs, quantisation but no entropy coding
-    decode_networks(y_hat, z_hat)   -> the latent fed to g_s, running every network a decoder
-                                       runs (h_s, entropy-parameter nets, LRP) but no entropy coding
-    z_channels                      (int attribute)
-
-y_hat is the quantised latent the bitstream carries; g_s_input is what the synthesis gets
-(y_hat itself, or y_hat refined by latent residual prediction). encode_networks and
-decode_networks depend on shapes only, so they run on the meta device for FLOP counting.
+The latent codec (built by an entropy component) owns h_a, h_s and every entropy model; its
+interface is the `LatentCodec` Protocol of models/entropy/protocol.py (a hyper-latent codec
+around a swappable y-codec). y_hat is the quantised latent the bitstream carries; g_s_input is
+what the synthesis gets (y_hat itself, or y_hat refined by latent residual prediction).
 
 Images of any size are padded (replicating the border) to a multiple of `pad_multiple`
 before the analysis and cropped after the synthesis; bitstreams carry the true size.
@@ -28,6 +17,7 @@ from compressai.models import CompressionModel
 from torch import Tensor, nn
 
 from models import bitstream
+from models.entropy.protocol import LatentCodec
 
 # y is at H/16 and z at H/64: padding to 64 makes every stride-2 stage exact.
 PAD_MULTIPLE = 64
@@ -36,7 +26,7 @@ Z_STRIDE = 64
 
 
 class ImageCodec(CompressionModel):
-    def __init__(self, spec, g_a: nn.Module, g_s: nn.Module, latent: nn.Module, pad_multiple: int = PAD_MULTIPLE):
+    def __init__(self, spec, g_a: nn.Module, g_s: nn.Module, latent: LatentCodec, pad_multiple: int = PAD_MULTIPLE):
         super().__init__()
         self.spec = spec
         self.g_a = g_a

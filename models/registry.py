@@ -4,14 +4,15 @@ A component is a frozen dataclass whose fields are its knobs (with defaults that
 published model) and whose `build(...)` returns torch modules. Registering it makes it usable
 from YAML with no other change:
 
-    @register("transform", "conv", display="Conv")
+    @register("transform", "conv", display="Conv")      # from models.component
     @dataclass(frozen=True)
     class ConvTransform:
         N: int = knob(192, min=1)
         def build(self, M): ...
 
 Kinds: "transform" (g_a and g_s), "entropy" (the latent codec around y and z) and "hyper"
-(h_a and h_s).
+(h_a and h_s). Components import `register`/`knob` from models/component.py, not from here:
+this module imports the catalog of components, so the imports point one way.
 """
 
 from __future__ import annotations
@@ -19,38 +20,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import typing
-from typing import Any, Callable
+from typing import Any
 
+from models import component
 from models.errors import SpecError
 
-KINDS = ("transform", "entropy", "hyper")
-_COMPONENTS: dict[str, dict[str, type]] = {kind: {} for kind in KINDS}
-_DISPLAY: dict[tuple[str, str], str] = {}
-
-
-def knob(default, *, min: float | None = None, choices: tuple | None = None, doc: str = ""):
-    """A dataclass field with the bounds the registry checks when a spec is parsed."""
-    if isinstance(default, list):
-        default = tuple(default)
-    return dataclasses.field(default=default, metadata={"min": min, "choices": choices, "doc": doc})
-
-
-def register(kind: str, name: str, *, display: str) -> Callable[[type], type]:
-    """Class decorator: register a component dataclass under `kind`/`name`."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown component kind {kind!r}")
-
-    def decorate(cls: type) -> type:
-        if not dataclasses.is_dataclass(cls):
-            raise TypeError(f"{cls.__name__} must be a dataclass")
-        if name in _COMPONENTS[kind]:
-            raise ValueError(f"{kind} component {name!r} registered twice")
-        _COMPONENTS[kind][name] = cls
-        _DISPLAY[(kind, name)] = display
-        cls.component_kind, cls.component_name = kind, name
-        return cls
-
-    return decorate
+# Re-exported: callers spell registry.KINDS; components themselves import models.component.
+KINDS = component.KINDS
+_COMPONENTS = component.COMPONENTS
+_DISPLAY = component.DISPLAY
 
 
 def names(kind: str) -> list[str]:
@@ -158,7 +136,7 @@ _CATALOG_LOADED = False
 
 def _load_catalog() -> None:
     # Importing the catalog runs every component's @register; done on first use so that
-    # `import models.registry` stays cheap.
+    # `import models.registry` stays cheap (no torch).
     global _CATALOG_LOADED
     if not _CATALOG_LOADED:
         _CATALOG_LOADED = True

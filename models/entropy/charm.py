@@ -33,15 +33,10 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models.utils import conv
 from torch import Tensor, nn
 
-from models.entropy.coding import (
-    GaussianDecoder,
-    GaussianEncoder,
-    encode_hyperlatent,
-    quantize_hyperlatent,
-    quantize_latent,
-)
+from models.component import knob, register
+from models.entropy.coding import GaussianDecoder, GaussianEncoder, quantize_latent
+from models.entropy.hyper_latent import HyperLatentCodec
 from models.errors import SpecError
-from models.registry import knob, register
 
 LRP_MERGES = ("add", "concat")
 HYPER_HEADS = ("shared", "sliced", "per_slice")
@@ -59,6 +54,8 @@ class Charm:
     lrp: bool = knob(True, doc="latent residual prediction")
     lrp_merge: str = knob("add", choices=LRP_MERGES, doc="how LRP joins a decoded slice: add (ms2020) or concat + 1x1 conv (model B)")
     hyper_heads: str = knob("shared", choices=HYPER_HEADS, doc="what each slice sees of h_s's output: " + ", ".join(HYPER_HEADS))
+
+    TINY = {"num_slices": 4, "max_support_slices": 2, "slice_widths": [16, 8], "slice_kernel": 3}
 
     def __post_init__(self):
         # One architecture, one canonical spec (variant ids hash it): "all previous slices"
@@ -87,8 +84,9 @@ class Charm:
         grow = max(self.support(index), 1) + 2
         return tuple(width * grow // 3 for width in self.slice_widths)
 
-    def build(self, M: int, h_a: nn.Module, h_s: nn.Module, z_channels: int) -> nn.Module:
-        return CharmCodec(self, M, h_a, h_s, z_channels)
+    def build(self, M: int, h_a: nn.Module, h_s: nn.Module, z_channels: int) -> HyperLatentCodec:
+        entropy_bottleneck = EntropyBottleneck(z_channels)  # first: construction order fixes seeded weights
+        return HyperLatentCodec(h_a, h_s, entropy_bottleneck, CharmYCodec(self, M), h_s_input="rounded")
 
 
 def slice_transform(in_channels: int, hidden: tuple[int, ...], out_channels: int, kernel: int) -> nn.Sequential:
@@ -115,15 +113,15 @@ def _additive_merge(depth: int) -> nn.Conv2d:
 SliceCoder = Callable[[int, Tensor, Tensor], Tensor]
 
 
-class CharmCodec(nn.Module):
-    def __init__(self, config: Charm, M: int, h_a: nn.Module, h_s: nn.Module, z_channels: int):
+class CharmYCodec(nn.Module):
+    """y in channel slices, each coded with a Gaussian from its slice transforms; every slice
+    in ONE stream per image (the slices are decoded in order anyway)."""
+
+    def __init__(self, config: Charm, M: int):
         super().__init__()
         n = config.num_slices
         depth = M // n
         self.config, self.num_slices = config, n
-        self.h_a, self.h_s = h_a, h_s
-        self.z_channels = z_channels
-        self.entropy_bottleneck = EntropyBottleneck(z_channels)
         self.gaussian_conditional = GaussianConditional(None)
 
         hyper = M if config.hyper_heads == "shared" else depth  # hyper channels per slice, per half
@@ -172,11 +170,8 @@ class CharmCodec(nn.Module):
             return y_hat + residual
         return self.lrp_merges[i](torch.cat([y_hat, residual], dim=1))
 
-    # -- the latent-codec interface (see models/codec.py) -------------------------------------
-    def forward(self, y: Tensor) -> dict:
-        z = self.h_a(y)
-        _, z_likelihoods = self.entropy_bottleneck(z)
-        z_hat = quantize_hyperlatent(self.entropy_bottleneck, z)
+    # -- the y-codec interface (models/entropy/protocol.py) -----------------------------------
+    def forward(self, y: Tensor, params: Tensor) -> dict:
         y_slices = y.chunk(self.num_slices, dim=1)
         likelihoods: list[Tensor] = []
 
@@ -185,31 +180,30 @@ class CharmCodec(nn.Module):
             likelihoods.append(slice_likelihoods)
             return quantize_latent(y_slices[i], mu)
 
-        y_hat, refined = self._slices(self.h_s(z_hat), code)
-        y_likelihoods = torch.cat(likelihoods, dim=1)
-        return {"y_hat": y_hat, "z_hat": z_hat, "g_s_input": refined, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+        y_hat, refined = self._slices(params, code)
+        return {"y_hat": y_hat, "g_s_input": refined, "likelihoods": {"y": torch.cat(likelihoods, dim=1)}}
 
-    def compress(self, y: Tensor) -> dict:
-        z_streams, z_hat = encode_hyperlatent(self.entropy_bottleneck, self.h_a(y))
+    def compress(self, y: Tensor, params: Tensor) -> dict:
         y_slices = y.chunk(self.num_slices, dim=1)
         encoder = GaussianEncoder(self.gaussian_conditional, y.shape[0])
-        y_hat, refined = self._slices(self.h_s(z_hat), lambda i, mu, sigma: encoder.encode(y_slices[i], sigma, mu))
-        return {"streams": [encoder.finish(), z_streams], "y_hat": y_hat, "z_hat": z_hat, "g_s_input": refined}
+        y_hat, refined = self._slices(params, lambda i, mu, sigma: encoder.encode(y_slices[i], sigma, mu))
+        return {"streams": [encoder.finish()], "y_hat": y_hat, "g_s_input": refined}
 
-    def decompress(self, streams: list[list[bytes]], y_hw, z_hw) -> dict:
-        y_streams, z_streams = streams
-        z_hat = self.entropy_bottleneck.decompress(z_streams, tuple(z_hw))
+    def decompress(self, streams: list[list[bytes]], params: Tensor, y_hw) -> dict:
+        (y_streams,) = streams
         decoder = GaussianDecoder(self.gaussian_conditional, y_streams)
-        y_hat, refined = self._slices(self.h_s(z_hat), lambda i, mu, sigma: decoder.decode(sigma, mu))
-        return {"y_hat": y_hat, "z_hat": z_hat, "g_s_input": refined}
+        y_hat, refined = self._slices(params, lambda i, mu, sigma: decoder.decode(sigma, mu))
+        return {"y_hat": y_hat, "g_s_input": refined}
 
-    def encode_networks(self, y: Tensor) -> dict:
-        z_hat = quantize_hyperlatent(self.entropy_bottleneck, self.h_a(y))
+    def quantize(self, y: Tensor, params: Tensor) -> Tensor:
         y_slices = y.chunk(self.num_slices, dim=1)
-        y_hat, _ = self._slices(self.h_s(z_hat), lambda i, mu, sigma: quantize_latent(y_slices[i], mu))
-        return {"y_hat": y_hat, "z_hat": z_hat}
+        y_hat, _ = self._slices(params, lambda i, mu, sigma: quantize_latent(y_slices[i], mu))
+        return y_hat
 
-    def decode_networks(self, y_hat: Tensor, z_hat: Tensor) -> Tensor:
+    def synthesis_input(self, y_hat: Tensor, params: Tensor) -> Tensor:
         y_slices = y_hat.chunk(self.num_slices, dim=1)
-        _, refined = self._slices(self.h_s(z_hat), lambda i, mu, sigma: y_slices[i])
+        _, refined = self._slices(params, lambda i, mu, sigma: y_slices[i])
         return refined
+
+    def stream_names(self) -> list[str]:
+        return ["y"]

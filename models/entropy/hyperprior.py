@@ -17,14 +17,9 @@ from dataclasses import dataclass
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from torch import Tensor, nn
 
-from models.entropy.coding import (
-    GaussianDecoder,
-    GaussianEncoder,
-    encode_hyperlatent,
-    quantize_hyperlatent,
-    quantize_latent,
-)
-from models.registry import knob, register
+from models.component import knob, register
+from models.entropy.coding import GaussianDecoder, GaussianEncoder, quantize_latent
+from models.entropy.hyper_latent import HyperLatentCodec
 
 MODES = ("mean_scale", "scale")
 
@@ -34,59 +29,54 @@ MODES = ("mean_scale", "scale")
 class Hyperprior:
     mode: str = knob("mean_scale", choices=MODES, doc="mean_scale (Minnen 2018) or scale only (Balle 2018)")
 
+    TINY = {}
+
     def hyper_out_channels(self, M: int) -> int:
         return 2 * M if self.mode == "mean_scale" else M
 
-    def build(self, M: int, h_a: nn.Module, h_s: nn.Module, z_channels: int) -> nn.Module:
-        return HyperpriorCodec(h_a, h_s, z_channels, with_means=self.mode == "mean_scale")
+    def build(self, M: int, h_a: nn.Module, h_s: nn.Module, z_channels: int) -> HyperLatentCodec:
+        entropy_bottleneck = EntropyBottleneck(z_channels)  # first: construction order fixes seeded weights
+        y_codec = GaussianYCodec(with_means=self.mode == "mean_scale")
+        return HyperLatentCodec(h_a, h_s, entropy_bottleneck, y_codec, h_s_input="noisy")
 
 
-class HyperpriorCodec(nn.Module):
-    def __init__(self, h_a: nn.Module, h_s: nn.Module, z_channels: int, with_means: bool):
+class GaussianYCodec(nn.Module):
+    """y with a Gaussian whose scales (and means) are h_s's output: one stream per image."""
+
+    def __init__(self, with_means: bool):
         super().__init__()
-        self.h_a = h_a
-        self.h_s = h_s
-        self.z_channels = z_channels
         self.with_means = with_means
-        self.entropy_bottleneck = EntropyBottleneck(z_channels)
         self.gaussian_conditional = GaussianConditional(None)
 
-    def _gaussian_params(self, z_hat: Tensor) -> tuple[Tensor, Tensor | None]:
-        params = self.h_s(z_hat)
+    def _gaussian_params(self, params: Tensor) -> tuple[Tensor, Tensor | None]:
         if not self.with_means:
             return params, None
-        scales, means = params.chunk(2, 1)
+        scales, means = params.chunk(2, 1)  # compressai's MeanScaleHyperprior order
         return scales, means
 
-    def forward(self, y: Tensor) -> dict:
-        z = self.h_a(y)
-        # h_s sees the noisy z in training, as compressai's hyperprior models do.
-        z_tilde, z_likelihoods = self.entropy_bottleneck(z)
-        scales, means = self._gaussian_params(z_tilde)
+    def forward(self, y: Tensor, params: Tensor) -> dict:
+        scales, means = self._gaussian_params(params)
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         y_hat = quantize_latent(y, means)
-        z_hat = quantize_hyperlatent(self.entropy_bottleneck, z)
-        return {"y_hat": y_hat, "z_hat": z_hat, "g_s_input": y_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+        return {"y_hat": y_hat, "g_s_input": y_hat, "likelihoods": {"y": y_likelihoods}}
 
-    def compress(self, y: Tensor) -> dict:
-        z_streams, z_hat = encode_hyperlatent(self.entropy_bottleneck, self.h_a(y))
-        scales, means = self._gaussian_params(z_hat)
+    def compress(self, y: Tensor, params: Tensor) -> dict:
+        scales, means = self._gaussian_params(params)
         encoder = GaussianEncoder(self.gaussian_conditional, y.shape[0])
         y_hat = encoder.encode(y, scales, means)
-        return {"streams": [encoder.finish(), z_streams], "y_hat": y_hat, "z_hat": z_hat, "g_s_input": y_hat}
+        return {"streams": [encoder.finish()], "y_hat": y_hat, "g_s_input": y_hat}
 
-    def decompress(self, streams: list[list[bytes]], y_hw, z_hw) -> dict:
-        y_streams, z_streams = streams
-        z_hat = self.entropy_bottleneck.decompress(z_streams, tuple(z_hw))
-        scales, means = self._gaussian_params(z_hat)
+    def decompress(self, streams: list[list[bytes]], params: Tensor, y_hw) -> dict:
+        (y_streams,) = streams
+        scales, means = self._gaussian_params(params)
         y_hat = GaussianDecoder(self.gaussian_conditional, y_streams).decode(scales, means)
-        return {"y_hat": y_hat, "z_hat": z_hat, "g_s_input": y_hat}
+        return {"y_hat": y_hat, "g_s_input": y_hat}
 
-    def encode_networks(self, y: Tensor) -> dict:
-        z_hat = quantize_hyperlatent(self.entropy_bottleneck, self.h_a(y))
-        _, means = self._gaussian_params(z_hat)
-        return {"y_hat": quantize_latent(y, means), "z_hat": z_hat}
+    def quantize(self, y: Tensor, params: Tensor) -> Tensor:
+        return quantize_latent(y, self._gaussian_params(params)[1])
 
-    def decode_networks(self, y_hat: Tensor, z_hat: Tensor) -> Tensor:
-        self._gaussian_params(z_hat)  # the decoder needs scales (and means) to decode y
-        return y_hat
+    def synthesis_input(self, y_hat: Tensor, params: Tensor) -> Tensor:
+        return y_hat  # the decoder's only network is h_s (already run)
+
+    def stream_names(self) -> list[str]:
+        return ["y"]

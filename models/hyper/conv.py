@@ -25,7 +25,7 @@ from compressai.models.utils import conv, deconv
 from torch import nn
 
 from models.layers.parallel import Parallel
-from models.registry import knob, register
+from models.component import knob, register
 
 LAYOUTS = ("minnen2018", "balle2018", "ms2020")
 
@@ -35,6 +35,8 @@ LAYOUTS = ("minnen2018", "balle2018", "ms2020")
 class ConvHyper:
     N: int = knob(192, min=1, doc="channels of h_a and of the hyper-latent z")
     layout: str = knob("minnen2018", choices=LAYOUTS, doc="published layer widths: " + ", ".join(LAYOUTS))
+
+    TINY = {"N": 16}
 
     def z_channels(self, M: int) -> int:
         return self.N

@@ -17,7 +17,7 @@ from torch import nn
 from models.errors import SpecError
 from models.layers.patches import ChannelsFirst, ChannelsLast, PatchEmbed, PatchMerging, PatchSplitting, PatchUnpack
 from models.layers.swin import SwinStage, check_head_dim
-from models.registry import knob, register
+from models.component import knob, register
 
 STAGES = 2  # two stride-2 steps: z at H/64 from y at H/16
 
@@ -30,6 +30,8 @@ class SwinHyper:
     head_dim: int = knob(32, min=1, doc="channels per attention head")
     window: int = knob(4, min=1, doc="attention window side")
     mlp_ratio: float = knob(4.0, min=0.25, doc="MLP hidden width / block width")
+
+    TINY = {"dims": [16, 16], "depths": [2, 1], "head_dim": 8, "window": 2}
 
     def check(self, M: int) -> None:
         if len(self.dims) != STAGES:

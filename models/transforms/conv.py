@@ -13,13 +13,15 @@ from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
 from torch import nn
 
-from models.registry import knob, register
+from models.component import knob, register
 
 
 @register("transform", "conv", display="Conv")
 @dataclass(frozen=True)
 class ConvTransform:
     N: int = knob(192, min=1, doc="channels of the hidden layers")
+
+    TINY = {"N": 16}
 
     def build(self, M: int) -> tuple[nn.Module, nn.Module]:
         N = self.N

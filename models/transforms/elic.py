@@ -22,7 +22,7 @@ from compressai.models.utils import conv, deconv
 from torch import nn
 
 from models.errors import SpecError
-from models.registry import knob, register
+from models.component import knob, register
 
 STAGES = 3  # hidden widths; a fourth stride-2 convolution goes to M
 
@@ -32,6 +32,8 @@ STAGES = 3  # hidden widths; a fourth stride-2 convolution goes to M
 class ElicTransform:
     channels: tuple[int, ...] = knob((192, 192, 192), min=2, doc="g_a widths after each of the first three stride-2 convs; g_s mirrors them")
     num_res_blocks: int = knob(3, min=0, doc="residual bottleneck blocks per stage")
+
+    TINY = {"channels": [8, 16, 16], "num_res_blocks": 1}
 
     def check(self, M: int) -> None:
         if len(self.channels) != STAGES:

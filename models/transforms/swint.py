@@ -21,7 +21,7 @@ from torch import nn
 from models.errors import SpecError
 from models.layers.patches import ChannelsFirst, ChannelsLast, PatchEmbed, PatchMerging, PatchSplitting, PatchUnpack
 from models.layers.swin import SwinStage, check_head_dim
-from models.registry import knob, register
+from models.component import knob, register
 
 STAGES = 4  # four stride-2 steps: y at H/16
 
@@ -34,6 +34,8 @@ class SwinTransform:
     head_dim: int = knob(32, min=1, doc="channels per attention head (heads = width / head_dim)")
     window: int = knob(8, min=1, doc="attention window side")
     mlp_ratio: float = knob(4.0, min=0.25, doc="MLP hidden width / block width")
+
+    TINY = {"dims": [8, 16, 16], "depths": [1, 2, 1, 2], "head_dim": 8, "window": 4}
 
     def check(self, M: int) -> None:
         if len(self.dims) != STAGES - 1:

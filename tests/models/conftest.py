@@ -1,48 +1,17 @@
-"""Tiny specs of every family and real Kodak crops for the model tests.
-
-Widths are tiny so that the whole folder runs in seconds on two CPU cores; the windows and
-slice counts still exercise every code path (shifted windows, clamped windows, padding,
-several slices with limited support).
-"""
+"""Tiny specs of every family (models/tiny.py: every registered component combination, from
+each component's TINY knobs) and real Kodak crops for the model tests. Tests of other rooms can
+take the same specs from models.tiny."""
 
 from __future__ import annotations
-
-import copy
-import itertools
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-TINY_M = 24  # divisible by the tiny slice count (4) and head dim (8)
+from models.tiny import tiny_families, tiny_spec
 
-TINY_TRANSFORMS = {
-    "conv": {"type": "conv", "N": 16},
-    "elic": {"type": "elic", "channels": [8, 16, 16], "num_res_blocks": 1},
-    "swint": {"type": "swint", "dims": [8, 16, 16], "depths": [1, 2, 1, 2], "head_dim": 8, "window": 4},
-}
-TINY_ENTROPY = {
-    "hyperprior": {"type": "hyperprior"},
-    "charm": {"type": "charm", "num_slices": 4, "max_support_slices": 2, "slice_widths": [16, 8], "slice_kernel": 3},
-}
-TINY_HYPER = {
-    "conv": {"type": "conv", "N": 16},
-    "swint": {"type": "swint", "dims": [16, 16], "depths": [2, 1], "head_dim": 8, "window": 2},
-}
-
-FAMILIES = list(itertools.product(TINY_TRANSFORMS, TINY_ENTROPY, TINY_HYPER))
-
-
-def tiny_spec(transform: str, entropy: str, hyper: str, **entropy_knobs) -> dict:
-    spec = {
-        "M": TINY_M,
-        "transform": copy.deepcopy(TINY_TRANSFORMS[transform]),
-        "entropy": copy.deepcopy(TINY_ENTROPY[entropy]),
-        "hyper": copy.deepcopy(TINY_HYPER[hyper]),
-    }
-    spec["entropy"].update(entropy_knobs)
-    return spec
+FAMILIES = tiny_families()
 
 
 @pytest.fixture(scope="module", autouse=True)

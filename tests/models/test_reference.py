@@ -104,7 +104,7 @@ def test_study_model_b_has_the_papers_changes():
     spec = preset("study-model-b")
     model = build(spec)
     assert model.spec.family == "ELIC/CHARM:SwinT"
-    latent = model.latent
+    latent = model.latent.y  # the CHARM y-codec inside the hyper-latent codec
     assert len(latent.heads) == 10 and len(latent.lrp_merges) == 10  # per-slice heads, concat LRP
     assert all(m.kernel_size == (1, 1) and m.in_channels == 64 for m in latent.lrp_merges)
     assert sum(isinstance(m, torch.nn.Module) and type(m).__name__ == "ResidualBottleneckBlock"
