@@ -16,9 +16,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from PIL import Image as PILImage, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
-from jobs.data import ALLOWED, BUILTIN, Image, image_files, load_images, read_image
+from jobs.data import (ALLOWED, BUILTIN, DEFAULT_MAX_PIXELS, Image, image_files, load_images, open_image,
+                       read_image, unreadable_reason)
 from rdc.errors import UserError
 
 DEFAULT_CACHE = 16  # decoded images kept per process; 16 CLIC images are about 130 MB
@@ -36,19 +37,22 @@ class TrainingImage:
 class TrainingSet:
     """The training images: sizes known up front, pixels decoded on demand (LRU cache)."""
 
-    def __init__(self, images: Sequence[TrainingImage], *, cache_size: int = DEFAULT_CACHE, key: str = "data.train_dir"):
+    def __init__(self, images: Sequence[TrainingImage], *, cache_size: int = DEFAULT_CACHE, key: str = "data.train_dir",
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         self.images, self.cache_size, self.key = list(images), max(1, cache_size), key
+        self.max_pixels = max_pixels
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
 
     @classmethod
     def scan(cls, source: str | None, *, key: str = "data.train_dir", cache_size: int = DEFAULT_CACHE,
-             verify: bool = False) -> "TrainingSet":
+             verify: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> "TrainingSet":
         """The built-in photographs (None), or every image of a folder read from its header;
-        `verify` also reads each file's structure (once, when a sweep starts: not in every trial)."""
+        `verify` also reads each file's structure (once, when a sweep starts: not in every trial).
+        An image whose header claims more than `max_pixels` pixels is refused by name."""
         if source in (None, "", BUILTIN):
             return cls.from_images(load_images(None, split="train", key=key), key=key)
-        entries = [_header(path, key, verify) for path in image_files(Path(source), key=key)]
-        return cls(entries, cache_size=cache_size, key=key)
+        entries = [_header(path, key, verify, max_pixels) for path in image_files(Path(source), key=key)]
+        return cls(entries, cache_size=cache_size, key=key, max_pixels=max_pixels)
 
     @classmethod
     def from_images(cls, images: Sequence[Image], *, key: str = "data.train_dir") -> "TrainingSet":
@@ -64,7 +68,7 @@ class TrainingSet:
             self._cache.move_to_end(index)
             return self._cache[index]
         entry = self.images[index]
-        pixels = entry.pixels if entry.pixels is not None else read_image(entry.path, key=self.key).pixels
+        pixels = entry.pixels if entry.pixels is not None else read_image(entry.path, key=self.key, max_pixels=self.max_pixels).pixels
         if pixels.shape[:2] != (entry.height, entry.width):
             raise UserError(self.key, str(entry.path), reason="the image changed since the sweep started",
                             allowed="training images that stay as they are during a sweep")
@@ -79,14 +83,14 @@ class TrainingSet:
         return {**self.__dict__, "_cache": OrderedDict()}
 
 
-def _header(path: Path, key: str, verify: bool) -> TrainingImage:
+def _header(path: Path, key: str, verify: bool, max_pixels: int) -> TrainingImage:
     try:
-        with PILImage.open(path) as img:
+        with open_image(path, key=key, max_pixels=max_pixels) as img:
             width, height = img.size
             if verify:
                 img.verify()  # the file's structure, without decoding: catches a truncated PNG
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise UserError(key, str(path), reason=f"not a readable image ({type(err).__name__})", allowed=ALLOWED) from None
+        raise UserError(key, str(path), reason=unreadable_reason(err), allowed=ALLOWED) from None
     return TrainingImage(path.name, height, width, path=path)
 
 
