@@ -1,4 +1,8 @@
-"""Training settings: the schema of conf/train/*.yaml (plain types, no torch import)."""
+"""Training settings: the schema of conf/train/*.yaml (plain types, no torch import).
+
+Every key is part of the training config's identity (sweep.tracking.train_config_id hashes them
+all), so adding or changing one starts a new incremental sweep rather than mixing old runs in.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,16 @@ from dataclasses import dataclass
 @dataclass
 class TrainSettings:
     steps: int = 300
-    batch_size: int = 4
+    batch_size: int = 8
     crop: int = 128
     lr: float = 1e-4
     aux_lr: float = 1e-3
     lmbda: float = 0.0125  # the study's lambda (about 0.46 bpp on Kodak after full training)
     clip_grad: float = 1.0
-    lr_drop_at: float = 0.9  # fraction of `steps` after which the learning rate drops x0.1
+    lr_drop_at: float = 0.8  # fraction of `steps` after which the learning rate drops x0.1
+    warmup_steps: int = 0  # the learning rate ramps up linearly over the first warmup_steps
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 100
+    eval_every: int = 50  # held-out curve (jobs.heldout) every eval_every steps and at the end; 0: none
+    eval_crop: int = 256  # side of the fixed centre crop of each evaluation image in that curve; 0: whole

@@ -1,5 +1,6 @@
 """Training one variant: Adam on random crops, the EntropyBottleneck's auxiliary loss, gradient
-clipping, a learning-rate drop late in training, and checkpoints that resume bit-for-bit.
+clipping, a linear learning-rate warm-up, a x0.1 drop late in training, the held-out curve
+(jobs.heldout) every eval_every steps, and checkpoints that resume bit-for-bit.
 
 Everything random in a step (the crops, the quantisation noise) is seeded from (seed, step),
 so a run resumed from a checkpoint at step k continues exactly as an uninterrupted run.
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 
 from jobs.crops import RandomCrops
+from jobs.heldout import HeldOutSet, eval_due
 from jobs.loss import likelihood_bits, rd_loss
 from jobs.settings import TrainSettings
 from rdc import names
@@ -44,8 +46,22 @@ class Trainer:
         self.step = 0
 
     def learning_rate(self, step: int) -> float:
-        drop = step >= math.ceil(self.settings.lr_drop_at * self.settings.steps)
-        return self.settings.lr * (0.1 if drop else 1.0)
+        """The main optimiser's rate at (0-based) `step`: a pure function of the step, so a
+        resumed run follows the same schedule."""
+        s = self.settings
+        scale = 0.1 if step >= math.ceil(s.lr_drop_at * s.steps) else 1.0
+        if step < s.warmup_steps:
+            scale *= (step + 1) / s.warmup_steps
+        return s.lr * scale
+
+    def eval_due(self) -> bool:
+        """Whether the step just trained gets a point on the held-out curve."""
+        return eval_due(self.step, self.settings.eval_every, self.settings.steps)
+
+    def evaluate_held_out(self, held_out: HeldOutSet) -> dict[str, float]:
+        """eval/rd_loss, eval/bpp, eval/psnr of the model now, on the fixed held-out set; it
+        leaves every random generator and the training itself untouched."""
+        return held_out.evaluate(self.model, self.settings.lmbda)
 
     def train_step(self) -> dict[str, float]:
         s = self.settings
