@@ -1,0 +1,154 @@
+"""Replay of early-stopping policies over learning curves read back from a real sqlite MLflow store."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from analysis.replay import Curve, Suite, curves_from_mlflow, curves_from_table, main, replay, replay_all
+from analysis.stopping import AshaRule, FrontierRule, Margin
+from rdc import names
+from rdc.errors import UserError
+
+STEPS = 100
+EVAL_STEPS = list(range(10, STEPS + 1, 10))
+# variant: (decode kFLOPs/px, loss at the end, how much higher the curve starts)
+VARIANTS = {
+    "a": (10.0, 1.0, 1.0),
+    "b": (20.0, 1.5, 1.0),  # costs more than a, worse at every step: stopped at the first rung
+    "c": (5.0, 1.5, 1.0),  # worse than a but cheaper: on the frontier, kept
+    "d": (40.0, 0.8, 1.0),  # costs most, best: on the frontier, kept
+}
+
+
+def loss_at(variant: str, step: int) -> float:
+    _, final, start = VARIANTS[variant]
+    return final + start * (STEPS - step) / STEPS
+
+
+def log_sweep(uri: str, experiment: str, *, order: list[str], seeds=(0,), killed: str | None = None) -> None:
+    """One run per (variant, seed) with its eval/rd_loss history; evaluations timestamped in the
+    order trials would have reported: `order` lists the variants in the order they start, all
+    training side by side (a trial that starts later logs each step later)."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment(experiment)
+    for offset, variant in enumerate(order):
+        kflops, final, _ = VARIANTS[variant]
+        for seed in seeds:
+            run = client.create_run(exp, run_name=f"{variant}-{seed}").info.run_id
+            wobble = 0.01 * seed
+            history = [Metric(names.EVAL_RD_LOSS, loss_at(variant, s) + wobble, 1_000_000 + 1000 * s + 10 * offset + seed, s)
+                       for s in EVAL_STEPS if not (variant == killed and s > 30)]
+            finals = [] if variant == killed else [Metric(names.RD_LOSS, final + wobble, 2_000_000, STEPS)]
+            client.log_batch(run, metrics=history + finals + [Metric(names.DECODE_KFLOPS_PER_PX, kflops, 0, 0)],
+                             params=[Param(names.TRAIN_PARAM_PREFIX + "steps", str(STEPS)),
+                                     Param(names.TRAIN_PARAM_PREFIX + "lmbda", "0.01")],
+                             tags=[RunTag(names.TAG_VARIANT_ID, variant), RunTag(names.TAG_SEED, str(seed)),
+                                   RunTag(names.TAG_SWEEP, experiment)])
+            client.set_terminated(run, status=names.STOPPED_STATUS if variant == killed else "FINISHED")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    uri = f"sqlite:///{tmp_path_factory.mktemp('replay') / 'mlflow.db'}"
+    log_sweep(uri, "side-by-side", order=["a", "b", "c", "d"])
+    log_sweep(uri, "b-first", order=["b", "a", "c", "d"])
+    log_sweep(uri, "replicates", order=["a", "b", "c", "d"], seeds=(0, 1, 2))
+    log_sweep(uri, "one-killed", order=["a", "b", "c", "d"], killed="b")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    bare = client.create_run(client.create_experiment("no-curves")).info.run_id  # trained without eval_every
+    client.log_metric(bare, names.RD_LOSS, 1.0)
+    client.set_terminated(bare)
+    return uri
+
+
+def test_curves_come_back_from_mlflow_with_flops_finals_seeds_and_times(store):
+    curves, max_steps, notes = curves_from_mlflow("side-by-side", store)
+    assert max_steps == STEPS and notes == []
+    curve = next(c for c in curves if c.variant_id == "b")
+    assert curve.steps == tuple(EVAL_STEPS) and curve.kflops == 20.0 and curve.final_rd_loss == 1.5
+    assert curve.rd_loss[0] == pytest.approx(loss_at("b", 10)) and curve.seed == 0
+    assert list(curve.times) == sorted(curve.times)
+
+
+def test_the_frontier_rule_stops_the_dominated_variant_and_keeps_the_whole_frontier(store):
+    curves, max_steps, _ = curves_from_mlflow("side-by-side", store)
+    outcome = replay(curves, FrontierRule(max_steps), max_steps, order="observed")
+    stopped = {curves_by_id(curves)[t]: d for t, d in outcome.stops.items()}
+    assert list(stopped) == ["b"]
+    decision = stopped["b"]
+    assert (decision.rung, decision.step) == (0.1, 10) and [d.variant_id for d in decision.dominators] == ["a"]
+    assert outcome.total_steps == 10 + 3 * STEPS and outcome.steps_fraction == pytest.approx(310 / 400)
+    assert outcome.hypervolume_kept == pytest.approx(1.0) and outcome.lost == []
+    # ASHA on loss alone sees c (cheap, worse) as a loser and drops the frontier's cheap end.
+    asha = replay(curves, AshaRule(max_steps, 10, 2), max_steps, order="observed")
+    lost_to_asha = {curves_by_id(curves)[t] for t in asha.stops}
+    assert "c" in lost_to_asha and "c" in asha.lost and asha.hypervolume_kept < 1.0
+
+
+def curves_by_id(curves: list[Curve]) -> dict[str, str]:
+    return {c.trial_id: c.variant_id for c in curves}
+
+
+def test_the_observed_order_is_the_sweeps_and_decides_who_meets_whom(store):
+    curves, max_steps, _ = curves_from_mlflow("b-first", store)
+    # b logged each step before a did: at every rung it arrived first, with nobody to lose to.
+    observed = replay(curves, FrontierRule(max_steps), max_steps, order="observed")
+    assert observed.stops == {}
+    # Side by side in plan order, b (listed after a) meets a at the first rung.
+    ordered = sorted(curves, key=lambda c: c.variant_id)
+    parallel = replay(ordered, FrontierRule(max_steps), max_steps, order="parallel")
+    assert {curves_by_id(curves)[t] for t in parallel.stops} == {"b"}
+    # One trial at a time: a finishes, then b is judged against a's values at each rung.
+    serial = replay(ordered, FrontierRule(max_steps), max_steps, order="parallel", concurrency=1)
+    assert {curves_by_id(curves)[t] for t in serial.stops} == {"b"}
+
+
+def test_replicates_are_judged_together_and_give_the_noise(store):
+    curves, max_steps, _ = curves_from_mlflow("replicates", store)
+    assert len(curves) == 12 and sorted({c.seed for c in curves}) == [0, 1, 2]
+    from analysis.replay import pooled_noise_sd
+
+    assert pooled_noise_sd(curves) == pytest.approx(0.01)  # seeds 0, 0.01, 0.02 apart: sd 0.01
+    outcome = replay(curves, FrontierRule(max_steps, margin=Margin(noise_multiple=2.0, noise_sd=0.01)), max_steps,
+                     order="observed")
+    assert {curves_by_id(curves)[t] for t in outcome.stops} == {"b"}
+    assert len(outcome.stops) == 3  # every seed of b
+    assert outcome.hypervolume_kept == pytest.approx(1.0)
+
+
+def test_a_sweep_with_a_stopped_run_has_no_exhaustive_frontier_to_compare(store):
+    curves, max_steps, _ = curves_from_mlflow("one-killed", store)
+    outcome = replay(curves, FrontierRule(max_steps), max_steps, order="observed")
+    assert outcome.hypervolume_kept is None and "exhaustive frontier is unknown" in outcome.notes[0]
+
+
+def test_rdc_replay_prints_every_policy(store, capsys):
+    assert main(["--experiment", "side-by-side", "--tracking-uri", store, "--format", "csv", "--draws", "20"]) == 0
+    table = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    assert {"exhaustive", "frontier", "asha", "mo-asha", "ax-scaled-pareto", "random", "optuna-tpe"} <= set(table["policy"])
+    frontier = table[table["policy"] == "frontier"].iloc[0]
+    assert frontier["steps_fraction"] == pytest.approx(310 / 400) and frontier["hypervolume_kept"] == pytest.approx(1.0)
+    with pytest.raises(UserError, match="no run has a eval/rd_loss history"):
+        main(["--experiment", "no-curves", "--tracking-uri", store])
+    with pytest.raises(UserError, match="--concurrency"):
+        main(["--experiment", "side-by-side", "--tracking-uri", store, "--concurrency", "0"])
+
+
+def test_a_learning_curve_table_replays_like_the_store():
+    rows = [{"variant_id": v, "seed": 0, "step": s, "eval_rd_loss": loss_at(v, s), names.DECODE_KFLOPS_PER_PX: VARIANTS[v][0]}
+            for v in VARIANTS for s in EVAL_STEPS]
+    curves, max_steps = curves_from_table(pd.DataFrame(rows))
+    assert max_steps == STEPS and [c.final_rd_loss for c in curves] == [1.0, 1.5, 1.5, 0.8]
+    table, _ = replay_all(curves, max_steps, noise_sd=0.01, suite=Suite(draws=20))
+    frontier = table[table["policy"] == "frontier"]
+    assert len(frontier) == 5  # margins 0, 0.02, 0.05 x loss and 1, 2 x noise
+    assert frontier["steps_fraction"].tolist() == pytest.approx([310 / 400] * 5)
+    assert frontier["hypervolume_kept"].tolist() == pytest.approx([1.0] * 5)
+    with pytest.raises(ValueError, match="lacks columns"):
+        curves_from_table(pd.DataFrame({"variant_id": ["a"]}))
