@@ -61,16 +61,38 @@ def test_sqlite_full_through_sqlalchemy(tmp_path: Path):
     assert is_disk_full(caught.value)
 
 
+def test_a_real_full_disk_under_an_mlflow_store(small_tmpfs, mlflow_store_file: Path):
+    """The store on a tmpfs barely larger than it: MLflow's writes fail as a full disk does."""
+    from mlflow.entities import Metric
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    folder = small_tmpfs(mlflow_store_file.stat().st_size + 64 * 1024)
+    shutil.copy(mlflow_store_file, folder / "mlflow.db")
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    run_id = client.create_run(client.get_experiment_by_name("sweep-a").experiment_id).info.run_id
+    try:
+        with pytest.raises(MlflowException) as caught:
+            for chunk in range(200):
+                client.log_batch(run_id, metrics=[Metric(f"m{i}", 1.0, 0, chunk) for i in range(1000)])
+    finally:
+        client._tracking_client.store.engine.dispose()
+    assert is_disk_full(caught.value), caught.value.message
+    with pytest.raises(OSError) as plain:  # and a plain file write on the same disk
+        (folder / "more").write_bytes(b"x" * (1 << 20))
+    assert plain.value.errno == errno.ENOSPC and is_disk_full(plain.value)
+
+
 @pytest.fixture
-def store_at_its_limit(tmp_path: Path):
+def store_at_its_limit(tmp_path: Path, mlflow_store_file: Path):
     """A real MLflow sqlite store whose every connection may not grow the file."""
     from mlflow.tracking import MlflowClient
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri)
-    run = client.create_run(client.create_experiment("full"))
+    shutil.copy(mlflow_store_file, tmp_path / "mlflow.db")
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.create_run(client.get_experiment_by_name("sweep-a").experiment_id)
 
     def cap(dbapi_connection, _record):
         pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
@@ -80,6 +102,7 @@ def store_at_its_limit(tmp_path: Path):
     client._tracking_client.store.engine.dispose()  # pooled connections reconnect, with the cap
     yield client, run.info.run_id
     event.remove(Engine, "connect", cap)
+    client._tracking_client.store.engine.dispose()
 
 
 def test_sqlite_full_through_mlflow(store_at_its_limit):

@@ -20,16 +20,6 @@ from rdc.errors import UserError
 from rdc.stores import Store, check_tracking_uri
 
 
-@pytest.fixture(scope="session")
-def mlflow_store_file(tmp_path_factory) -> Path:
-    """One real MLflow sqlite store (its creation takes seconds), copied by the tests that use it."""
-    from mlflow.tracking import MlflowClient
-
-    path = tmp_path_factory.mktemp("store") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").create_experiment("sweep-a")
-    return path
-
-
 def snapshot(folder: Path) -> dict[str, tuple[int, int, str]]:
     """Every file and folder under `folder`: size, mtime (ns) and content hash."""
     out = {}
