@@ -140,8 +140,11 @@ class FrontierRule:
     - Rungs are fractions of `max_steps`; a trial is judged once per rung, at its first report at
       or past the rung's step (a report past several rungs is judged at the highest, as ASHA does).
     - Late reporters are judged when they reach a rung, against every variant already recorded
-      there (including stopped ones: their loss at that step is still evidence). The first
-      variant at a rung has nobody to lose to.
+      there (including stopped ones: their loss at that step is still evidence).
+    - `revisit` (default): a new value at a rung is also evidence against the variants recorded
+      there before it. One whose latest rung is this one and that the newcomer dominates stops
+      at its next report, so who stops at a rung does not depend on who reported first. A
+      variant already past a later rung is left to that rung's evidence.
     - Only values taken at the same step are compared ("at a matched step").
     - Replicates: a variant is judged on the mean over its seeds at the rung so far, and a stop
       is the variant's: every seed of it stops at its next report.
@@ -153,33 +156,55 @@ class FrontierRule:
 
     name = "frontier"
 
-    def __init__(self, max_steps: int, rungs: tuple[float, ...] = DEFAULT_RUNGS, margin: Margin = Margin()):
+    def __init__(self, max_steps: int, rungs: tuple[float, ...] = DEFAULT_RUNGS, margin: Margin = Margin(), *,
+                 revisit: bool = True):
         if max_steps <= 0:
             raise ValueError(f"max_steps={max_steps} must be positive")
         if not rungs or any(not 0 < r < 1 for r in rungs) or list(rungs) != sorted(set(rungs)):
             raise ValueError(f"rungs={rungs}: increasing fractions strictly between 0 and 1")
-        self.max_steps, self.rungs, self.margin = max_steps, tuple(rungs), margin
+        self.max_steps, self.rungs, self.margin, self.revisit = max_steps, tuple(rungs), margin, revisit
         self.rung_steps = tuple(max(1, math.ceil(r * max_steps)) for r in rungs)
         self._rungs = [_RungValues() for _ in rungs]
         self._passed: dict[str, int] = {}  # trial -> index of the highest rung it was judged at
+        self._latest: dict[str, int] = {}  # variant -> index of the highest rung any of its seeds reached
         self.stopped: dict[str, Decision] = {}  # variant -> the decision that stopped it
 
     def describe(self) -> str:
-        return f"frontier rule at {', '.join(f'{r:g}' for r in self.rungs)} of {self.max_steps} steps, margin {self.margin.describe()}"
+        again = "" if self.revisit else ", arrivals judged once"
+        return (f"frontier rule at {', '.join(f'{r:g}' for r in self.rungs)} of {self.max_steps} steps, "
+                f"margin {self.margin.describe()}{again}")
+
+    def _dominators(self, values: _RungValues, variant: str) -> list[Dominator]:
+        """The variants recorded at this rung that beat `variant` by more than the margin."""
+        if variant not in values.kflops:
+            return []
+        loss, seeds = values.mean(variant)
+        kflops, step = values.kflops[variant], values.steps[variant]
+        out = []
+        for other, other_kflops in values.kflops.items():
+            if other == variant or other_kflops > kflops or values.steps[other] != step:
+                continue
+            other_loss, other_seeds = values.mean(other)
+            margin = self.margin.between(loss, seeds, other_seeds)
+            if loss > other_loss + margin:
+                out.append(Dominator(other, other_loss, other_kflops, margin))
+        return sorted(out, key=lambda d: (d.rd_loss, d.kflops, d.variant_id))
 
     def on_report(self, report: Report) -> Decision:
         base = dict(policy=self.name, trial_id=report.trial_id, variant_id=report.variant_id, step=report.step,
                     margin=self.margin.describe())
         if report.variant_id in self.stopped:
             first = self.stopped[report.variant_id]
-            return Decision(STOP, reason=f"variant stopped at rung {first.rung:g} (by {first.trial_id})",
-                            rung=first.rung, rung_step=first.rung_step, rd_loss=first.rd_loss, seeds=first.seeds,
-                            dominators=first.dominators, **base)
+            reason = first.reason if first.trial_id == report.trial_id else \
+                f"{first.reason}; the variant's stop, decided on {first.trial_id}'s report"
+            return Decision(STOP, reason=reason, rung=first.rung, rung_step=first.rung_step, rd_loss=first.rd_loss,
+                            seeds=first.seeds, dominators=first.dominators, **base)
         reached = [i for i, s in enumerate(self.rung_steps) if report.step >= s and i > self._passed.get(report.trial_id, -1)]
         if not reached:
             return Decision(CONTINUE, reason="no new rung reached", **base)
         index = reached[-1]
         self._passed[report.trial_id] = index
+        self._latest[report.variant_id] = max(index, self._latest.get(report.variant_id, -1))
         rung, values = self.rungs[index], self._rungs[index]
         at = dict(rung=rung, rung_step=report.step)
         if not _known(report.rd_loss):
@@ -192,23 +217,33 @@ class FrontierRule:
             return Decision(CONTINUE, reason="decode FLOPs unknown: whether any variant costs no more cannot be "
                             "known, so it is never stopped", **at, **base)
         values.kflops[report.variant_id] = float(report.kflops)
-        step = values.steps[report.variant_id]
-        dominators = []
-        for other, other_kflops in values.kflops.items():
-            if other == report.variant_id or other_kflops > report.kflops or values.steps[other] != step:
-                continue
-            other_loss, other_seeds = values.mean(other)
-            margin = self.margin.between(loss, seeds, other_seeds)
-            if loss > other_loss + margin:
-                dominators.append(Dominator(other, other_loss, other_kflops, margin))
+        if self.revisit:
+            self._revisit(index, report.variant_id)
+        dominators = self._dominators(values, report.variant_id)
         if not dominators:
             return Decision(CONTINUE, reason=f"not dominated at rung {rung:g} by the {len(values.kflops) - 1} other "
                             "variant(s) recorded there", **at, **base)
-        dominators.sort(key=lambda d: (d.rd_loss, d.kflops, d.variant_id))
-        decision = Decision(STOP, reason=f"dominated at rung {rung:g} (step {step}) by {len(dominators)} variant(s) of "
-                            "no more decode FLOPs", dominators=tuple(dominators), **at, **base)
+        decision = Decision(STOP, reason=f"dominated at rung {rung:g} (step {values.steps[report.variant_id]}) by "
+                            f"{len(dominators)} variant(s) of no more decode FLOPs", dominators=tuple(dominators),
+                            **at, **base)
         self.stopped[report.variant_id] = decision
         return decision
+
+    def _revisit(self, index: int, newcomer: str) -> None:
+        """Stop (at their next report) the variants whose latest rung is `index` that `newcomer` beats."""
+        values, rung = self._rungs[index], self.rungs[index]
+        for variant in list(values.kflops):
+            if variant == newcomer or variant in self.stopped or self._latest.get(variant) != index:
+                continue
+            dominators = self._dominators(values, variant)
+            if any(d.variant_id == newcomer for d in dominators):
+                loss, seeds = values.mean(variant)
+                self.stopped[variant] = Decision(
+                    STOP, policy=self.name, trial_id=next(iter(values.losses[variant])), variant_id=variant,
+                    step=values.steps[variant], margin=self.margin.describe(),
+                    reason=f"dominated at rung {rung:g} (step {values.steps[variant]}) by {len(dominators)} variant(s) "
+                           f"of no more decode FLOPs, {newcomer} arriving after it",
+                    rung=rung, rung_step=values.steps[variant], rd_loss=loss, seeds=seeds, dominators=tuple(dominators))
 
 
 # --- Baselines -------------------------------------------------------------------------------

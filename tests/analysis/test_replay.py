@@ -97,9 +97,12 @@ def curves_by_id(curves: list[Curve]) -> dict[str, str]:
 
 def test_the_observed_order_is_the_sweeps_and_decides_who_meets_whom(store):
     curves, max_steps, _ = curves_from_mlflow("b-first", store)
-    # b logged each step before a did: at every rung it arrived first, with nobody to lose to.
+    # b logged each step before a did: judged once on arrival, it never meets a at a rung.
+    once = replay(curves, FrontierRule(max_steps, revisit=False), max_steps, order="observed")
+    assert once.stops == {}
+    # Revisiting: a, arriving after b at the first rung, stops b at b's next report (step 20).
     observed = replay(curves, FrontierRule(max_steps), max_steps, order="observed")
-    assert observed.stops == {}
+    assert {curves_by_id(curves)[t]: d.step for t, d in observed.stops.items()} == {"b": 20}
     # Side by side in plan order, b (listed after a) meets a at the first rung.
     ordered = sorted(curves, key=lambda c: c.variant_id)
     parallel = replay(ordered, FrontierRule(max_steps), max_steps, order="parallel")

@@ -51,19 +51,35 @@ def test_a_variant_beaten_by_a_cheaper_one_at_a_rung_stops_with_its_evidence():
     assert rule.on_report(report("costly", 200, 0.1, 20.0)).action == STOP
 
 
-def test_several_dominators_are_listed_best_first_and_an_arrival_is_judged_only_against_the_past():
-    rule = FrontierRule(STEPS)
-    decisions = run(rule, [
+def test_several_dominators_are_listed_best_first_and_later_arrivals_stop_earlier_ones():
+    reports = [
         report("x", 100, 3.0, 30.0),  # first at the rung: nobody to lose to yet
-        report("a", 100, 1.2, 10.0),
+        report("a", 100, 1.2, 10.0),  # beats x (cheaper, better)
         report("b", 100, 1.0, 20.0),
         report("c", 100, 2.0, 40.0),
-    ])
+    ]
+    rule = FrontierRule(STEPS)
+    decisions = run(rule, reports)
     assert [d.action for d in decisions] == [CONTINUE, CONTINUE, CONTINUE, STOP]
     assert [d.variant_id for d in decisions[3].dominators] == ["b", "a"]  # x (3.0) is worse than c
-    # x was judged when it arrived and is not judged again at this rung, only at the next one.
-    assert rule.on_report(report("x", 100, 3.0, 30.0)).reason == "no new rung reached"
-    assert rule.on_report(report("x", 250, 3.0, 30.0)).action == CONTINUE  # nobody else at 250 yet
+    # a arrived after x and beats it: x stops at its next report, with the evidence at the rung.
+    later = rule.on_report(report("x", 150, 2.5, 30.0))
+    assert later.action == STOP and later.step == 150 and later.rung == 0.1 and later.rung_step == 100
+    assert "a arriving after it" in later.reason and [d.variant_id for d in later.dominators] == ["a"]
+    # Without revisiting, an arrival is judged once: x continues to the next rung.
+    once = FrontierRule(STEPS, revisit=False)
+    run(once, reports)
+    assert once.on_report(report("x", 150, 2.5, 30.0)).reason == "no new rung reached"
+    assert once.on_report(report("x", 250, 3.0, 30.0)).action == CONTINUE  # nobody else at 250 yet
+
+
+def test_revisiting_leaves_a_variant_already_past_a_later_rung_to_that_rungs_evidence():
+    rule = FrontierRule(STEPS)
+    run(rule, [report("early", 100, 3.0, 30.0), report("early", 250, 2.0, 30.0)])
+    rule.on_report(report("late", 100, 1.0, 10.0))  # beats early at 100, but early is judged at 250 now
+    assert rule.on_report(report("early", 300, 1.9, 30.0)).action == CONTINUE
+    assert rule.on_report(report("late", 250, 1.5, 10.0)).action == CONTINUE
+    assert rule.on_report(report("early", 350, 1.9, 30.0)).action == STOP  # beaten at 250 by late
 
 
 def test_relative_and_noise_scaled_margins():
@@ -139,7 +155,8 @@ def test_replicates_decide_together_on_their_mean():
     assert (second.rd_loss, second.seeds) == (pytest.approx(1.2), 2)
     # The stop is the variant's: seed 0, already past the rung, stops at its next report.
     follow = rule.on_report(report("v", 150, 0.7, 20.0, seed=0))
-    assert follow.action == STOP and "variant stopped" in follow.reason
+    assert follow.action == STOP and "the variant's stop, decided on v/1's report" in follow.reason
+    assert (follow.rung, follow.rd_loss, follow.dominators[0].variant_id) == (0.1, pytest.approx(1.2), "a")
     # A dominator's mean over its seeds is what others meet, with n in the noise margin.
     noisy = FrontierRule(STEPS, margin=Margin(noise_multiple=1.0, noise_sd=0.3))
     run(noisy, [report("a", 100, 1.0, 10.0, seed=s) for s in range(3)])
