@@ -438,7 +438,8 @@ def query_replicates(experiment: str, x: str = DEFAULT_X, y: str = DEFAULT_Y, z:
             notes.append(f"compared at one lambda: using {chosen}")
         if used is not None:
             check_metrics(frame, objectives, keys, where=f" at {LMBDA_COLUMN}={used:g}")
-    if images and eval_tables is None:
+    per_image = any(m == names.RD_LOSS or m in PER_IMAGE_METRICS for m in objectives)
+    if images and per_image and eval_tables is None:
         eval_tables = load_eval_tables(frame["run_id"], tracking_uri)
     ranked = replicate_frontier(frame, objectives, eval_tables=eval_tables if images else None, draws=draws,
                                 bootstrap_seed=bootstrap_seed, confidence=confidence)

@@ -238,6 +238,9 @@ def test_image_bootstrap_matches_exact_enumeration():
     p_only, scope, notes = frontier_probability(frame, objectives, eval_tables={"b": tables["b"]}, draws=100)
     assert scope == SEEDS_ONLY and notes == ["bootstrap over seeds only: 1 of 2 runs have no eval_images.csv"]
     assert p_only[P_FRONTIER].tolist() == [1.0, 1.0]  # equal means: both on the frontier
+    other_images = {"a": tables["a"], "b": tables["b"].assign(name=["y", "z"])}
+    _, scope, notes = frontier_probability(frame, objectives, eval_tables=other_images, draws=10)
+    assert scope == SEEDS_ONLY and notes == ["bootstrap over seeds only: the runs were not all evaluated on the same images"]
 
 
 def test_rd_loss_is_recomputed_from_the_images_as_logged():
