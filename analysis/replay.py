@@ -21,7 +21,7 @@ import argparse
 import heapq
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,9 @@ from rdc import names
 from rdc.errors import UserError
 
 OBJECTIVES = {names.RD_LOSS: "min", names.DECODE_KFLOPS_PER_PX: "min"}
+# The plan's decode kFLOPs/px of a run's variant (known before training), as the sweep would log
+# it when it creates the run: the one FLOPs figure a stopped run has. Not yet in rdc.names.
+PLAN_KFLOPS_PARAM = "plan." + names.DECODE_KFLOPS_PER_PX
 ORDERS = ("observed", "parallel")
 
 
@@ -114,33 +117,44 @@ def curves_from_table(table: pd.DataFrame, *, max_steps: int | None = None) -> t
     return curves, max_steps
 
 
-def curves_from_mlflow(experiment: str, tracking_uri: str | None = None, *, lmbda: float | None = None
+def curves_from_mlflow(experiment: str, tracking_uri: str | None = None, *, lmbda: float | None = None,
+                       metric: str = names.EVAL_RD_LOSS, plan_kflops: dict[str, float] | None = None
                        ) -> tuple[list[Curve], int, list[str]]:
-    """Every variant run's eval/rd_loss history (MlflowClient.get_metric_history, with the time
-    each value was logged), its decode FLOPs and final RD loss; the training length; notes."""
+    """Every variant run's `metric` history (MlflowClient.get_metric_history, with the time each
+    value was logged), its decode FLOPs and final RD loss; the training length; notes.
+
+    `metric`: the curve a scheduler ranked by (the held-out eval/rd_loss by default). Decode
+    FLOPs, first found: `plan_kflops` {variant_id: kFLOPs/px}, the run's PLAN_KFLOPS_PARAM, its
+    decode_kflops_per_px metric (finished runs), the kflops of its stop_decision tag, another run
+    of the same variant. A run with none is never stopped by the frontier rule."""
     from mlflow.tracking import MlflowClient
 
     from analysis.query import select_lambda
-    from analysis.runs import runs
-    from analysis.store import EXPERIMENT_KEY, tracking_uri as resolve
+    from analysis.runs import tidy
+    from analysis.store import EXPERIMENT_KEY, read_experiment, tracking_uri as resolve
 
-    frame = runs(experiment, tracking_uri, finished_only=False)
+    raw = read_experiment(experiment, tracking_uri)
+    frame = tidy(raw)
+    if frame.empty:
+        raise UserError(EXPERIMENT_KEY, experiment, reason="has no runs yet")
+    # The tags replay needs, read here whatever columns tidy() keeps.
+    wanted = raw.tags[raw.tags["key"].isin([names.TAG_SEED, names.TAG_STOP_DECISION, names.TAG_SWEEP_RUN])]
+    tags = wanted.pivot(index="run_id", columns="key", values="value") if len(wanted) else pd.DataFrame()
+    for tag in (names.TAG_SEED, names.TAG_STOP_DECISION, names.TAG_SWEEP_RUN):
+        frame[tag] = frame["run_id"].map(tags[tag]) if tag in tags else None
     notes = []
-    if names.TAG_SWEEP_RUN in frame:  # the sweep-level run has no curve of its own
-        frame = frame[frame[names.TAG_SWEEP_RUN].astype(str) != "true"]
-    frame = frame[frame[names.TAG_VARIANT_ID].notna()]
-    frame, chosen, note = select_lambda(frame, lmbda)
+    frame = frame[(frame[names.TAG_SWEEP_RUN].astype(str) != "true") & frame[names.TAG_VARIANT_ID].notna()]
+    frame, _, note = select_lambda(frame, lmbda)
     notes += [note] if note else []
     client = MlflowClient(tracking_uri=resolve(tracking_uri))
     steps_param = names.TRAIN_PARAM_PREFIX + "steps"
     curves, lengths = [], []
-    for row in frame.itertuples(index=False):
-        row = row._asdict()
-        history = sorted(client.get_metric_history(row["run_id"], names.EVAL_RD_LOSS), key=lambda m: (m.step, m.timestamp))
+    for row in frame.to_dict("records"):
+        history = sorted(client.get_metric_history(row["run_id"], metric), key=lambda m: (m.step, m.timestamp))
         if not history:
             continue
-        seed = _seed(frame, row)
-        kflops = row.get(names.DECODE_KFLOPS_PER_PX)
+        seed = _seed(row)
+        kflops = _kflops(row, plan_kflops or {})
         final = row.get(names.RD_LOSS) if row["status"] == "FINISHED" else None
         lengths.append(row.get(steps_param))
         curves.append(Curve(row["run_id"], str(row[names.TAG_VARIANT_ID]),
@@ -149,17 +163,44 @@ def curves_from_mlflow(experiment: str, tracking_uri: str | None = None, *, lmbd
                             float(final) if final is not None and not pd.isna(final) else None,
                             tuple(int(m.timestamp) for m in history), seed))
     if not curves:
-        raise UserError(EXPERIMENT_KEY, experiment, reason=f"no run has a {names.EVAL_RD_LOSS} history to replay",
+        raise UserError(EXPERIMENT_KEY, experiment, reason=f"no run has a {metric} history to replay",
                         allowed="a sweep trained with held-out evaluation (train.eval_every)")
+    known = {c.variant_id: c.kflops for c in curves if c.kflops is not None}
+    curves = [c if c.kflops is not None else replace(c, kflops=known.get(c.variant_id)) for c in curves]
+    if any(c.kflops is None for c in curves):
+        notes.append(f"{sum(c.kflops is None for c in curves)} run(s) without known decode FLOPs: never stopped by "
+                     "the frontier rule")
     known = [int(v) for v in lengths if v is not None and not pd.isna(v)]
     max_steps = max(known) if known else max(c.steps[-1] for c in curves)
     return curves, max_steps, notes
 
 
-def _seed(frame: pd.DataFrame, row: dict) -> int | None:
+def _kflops(row: dict, plan: dict[str, float]) -> float | None:
+    import json
+
+    candidates = [plan.get(str(row[names.TAG_VARIANT_ID])), row.get(PLAN_KFLOPS_PARAM), row.get(names.DECODE_KFLOPS_PER_PX)]
+    decision = row.get(names.TAG_STOP_DECISION)
+    if isinstance(decision, str):
+        try:
+            candidates.append(json.loads(decision).get("kflops"))
+        except (ValueError, AttributeError):
+            pass
+    for value in candidates:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            return value
+    return None
+
+
+def _seed(row: dict) -> int | None:
     for column in (names.TAG_SEED, names.TRAIN_PARAM_PREFIX + "seed"):
-        if column in frame.columns and row.get(column) is not None and not pd.isna(row.get(column)):
+        try:
             return int(float(row[column]))
+        except (KeyError, TypeError, ValueError):
+            continue
     return None
 
 
@@ -421,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="RD-loss noise (pooled within-variant sd) for noise-scaled margins "
                              "(default: measured from the experiment's seed replicates, if any)")
     parser.add_argument("--lmbda", type=float, default=None, help="only runs trained at this lambda")
+    parser.add_argument("--metric", default=names.EVAL_RD_LOSS,
+                        help=f"the curve policies rank by (default {names.EVAL_RD_LOSS}, the held-out RD loss)")
     parser.add_argument("--draws", type=int, default=Suite.draws,
                         help=f"random draws for the random baseline (default {Suite.draws}; TPE gets 1 per 20)")
     parser.add_argument("--format", choices=FORMATS, default="table")
@@ -429,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None and value < 1:
             raise UserError(key, value, allowed="an integer >= 1")
 
-    curves, max_steps, notes = curves_from_mlflow(args.experiment, args.tracking_uri, lmbda=args.lmbda)
+    curves, max_steps, notes = curves_from_mlflow(args.experiment, args.tracking_uri, lmbda=args.lmbda,
+                                                  metric=args.metric)
     noise = args.noise_sd if args.noise_sd is not None else pooled_noise_sd(curves)
     if noise is None:
         notes.append("no seed replicates and no --noise-sd: noise-scaled margins are not replayed")

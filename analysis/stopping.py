@@ -68,6 +68,7 @@ class Decision:
     rung_step: int | None = None  # the step the rung's values were taken at
     rd_loss: float | None = None  # the value judged (the variant's mean over its seeds at the rung)
     seeds: int = 1  # how many of the variant's seeds that mean is over
+    kflops: float | None = None  # the judged variant's decode kFLOPs/px (from the plan)
     dominators: tuple[Dominator, ...] = ()
     margin: str = ""  # the margin rule, e.g. "2 x noise sd 0.031 x sqrt(1/n_a + 1/n_b)"
 
@@ -198,7 +199,7 @@ class FrontierRule:
             reason = first.reason if first.trial_id == report.trial_id else \
                 f"{first.reason}; the variant's stop, decided on {first.trial_id}'s report"
             return Decision(STOP, reason=reason, rung=first.rung, rung_step=first.rung_step, rd_loss=first.rd_loss,
-                            seeds=first.seeds, dominators=first.dominators, **base)
+                            seeds=first.seeds, kflops=first.kflops, dominators=first.dominators, **base)
         reached = [i for i, s in enumerate(self.rung_steps) if report.step >= s and i > self._passed.get(report.trial_id, -1)]
         if not reached:
             return Decision(CONTINUE, reason="no new rung reached", **base)
@@ -217,6 +218,7 @@ class FrontierRule:
             return Decision(CONTINUE, reason="decode FLOPs unknown: whether any variant costs no more cannot be "
                             "known, so it is never stopped", **at, **base)
         values.kflops[report.variant_id] = float(report.kflops)
+        at["kflops"] = float(report.kflops)
         if self.revisit:
             self._revisit(index, report.variant_id)
         dominators = self._dominators(values, report.variant_id)
@@ -243,7 +245,8 @@ class FrontierRule:
                     step=values.steps[variant], margin=self.margin.describe(),
                     reason=f"dominated at rung {rung:g} (step {values.steps[variant]}) by {len(dominators)} variant(s) "
                            f"of no more decode FLOPs, {newcomer} arriving after it",
-                    rung=rung, rung_step=values.steps[variant], rd_loss=loss, seeds=seeds, dominators=tuple(dominators))
+                    rung=rung, rung_step=values.steps[variant], rd_loss=loss, seeds=seeds, kflops=values.kflops[variant],
+                    dominators=tuple(dominators))
 
 
 # --- Baselines -------------------------------------------------------------------------------
