@@ -20,7 +20,8 @@ On a shared machine a neighbour steals the CPU while the clock runs. So each cal
 in CPU time (the calling thread's with one torch thread, the process's with more), the three
 stages are interleaved in one window (ABBA order, so decode minus decode-networks compares like
 with like), and an image whose window shows interference (wall well above CPU time, or a high
-cv) is measured again a bounded number of times. What still looks disturbed is reported
+cv, or a canary workload's CPU time above the best this process has seen: a neighbour on the same
+core slows the CPU itself) is measured again a bounded number of times. What still looks disturbed is reported
 (RuntimeProfile.suspects, names.TAG_RUNTIME_SUSPECT) instead of being passed off as true.
 """
 
@@ -137,8 +138,8 @@ def flops_metrics(model, height: int = REFERENCE_HEIGHT, width: int = REFERENCE_
 class RuntimeProtocol:
     """How runtimes are measured. `threads`: torch's CPU threads while timing (None: as set);
     `flush_denormals`, `steady_allocator`: see jobs.device. An image whose window shows
-    interference (a stage's median wall time above `max_wall_over_cpu` x its median CPU time, or
-    its cv above `max_cv`) is measured again, at most `remeasure` more times; what still fails is
+    interference (a stage's median wall time above `max_wall_over_cpu` x its median CPU time, its
+    cv above `max_cv`, or the canary's CPU time above `max_wall_over_cpu` x its best) is measured again, at most `remeasure` more times; what still fails is
     reported by RuntimeProfile.suspects()."""
 
     warmup: int = 1
@@ -352,6 +353,35 @@ class RuntimeProfile:
         return pd.DataFrame(rows)
 
 
+# The canary: a fixed piece of CPU work timed in CPU time around every window. A neighbour on the
+# same physical core (SMT) or sharing its caches slows the CPU itself, which wall-vs-CPU cannot
+# see (both grow alike); the canary's CPU time against the fastest this process has seen can.
+_CANARY_SIDE, _CANARY_ROUNDS, _CANARY_RUNS = 160, 16, 5
+_canary_best: dict[int, float] = {}  # torch threads -> fastest canary (ms) seen by this process
+
+
+def canary_ms() -> float:
+    """CPU milliseconds of the canary now (the fastest of _CANARY_RUNS runs)."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(_CANARY_SIDE, _CANARY_SIDE, generator=generator)
+    read_cpu, runs = cpu_clock(), []
+    for _ in range(_CANARY_RUNS):
+        start = read_cpu()
+        b = a
+        for _ in range(_CANARY_ROUNDS):
+            b = torch.tanh(b @ a)
+        runs.append((read_cpu() - start) * 1e3)
+    return min(runs)
+
+
+def cpu_slowdown() -> float:
+    """The canary's CPU time now over the fastest this process has seen at this thread count
+    (1.0 at best; the first call sets the best)."""
+    now, threads = canary_ms(), torch.get_num_threads()
+    best = _canary_best[threads] = min(_canary_best.get(threads, now), now)
+    return now / best
+
+
 def _measure_image(calls: dict[str, Callable], device: torch.device, protocol: RuntimeProtocol):
     """(timings, suspect stages, windows) of one image: its stages timed in one interleaved
     window, measured again while some stage looks disturbed (at most protocol.remeasure more
@@ -359,8 +389,13 @@ def _measure_image(calls: dict[str, Callable], device: torch.device, protocol: R
     check_cpu = device.type == "cpu"
     best = None
     for window in range(1 + protocol.remeasure):
+        before = cpu_slowdown() if check_cpu else 1.0
         timings = time_interleaved(calls, device, protocol.warmup, protocol.repeats)
+        slowdown = max(before, cpu_slowdown()) if check_cpu else 1.0
         suspect = {stage: why for stage, t in timings.items() if (why := t.interference(protocol, check_cpu=check_cpu))}
+        if slowdown > protocol.max_wall_over_cpu:  # the same tolerance: 5 % by default
+            slow = f"CPU x{slowdown:.2f} slower than its best (canary)"
+            suspect = {stage: f"{suspect[stage]}, {slow}" if stage in suspect else slow for stage in timings}
         worst = max((t.wall_over_cpu for t in timings.values() if not math.isnan(t.wall_over_cpu)), default=1.0)
         score = (len(suspect), worst, max(t.cv for t in timings.values()) if protocol.repeats > 1 else 0.0)
         if best is None or score < best[0]:
