@@ -57,51 +57,99 @@ def frontier_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lmbda", type=float, default=None,
                         help="only runs trained at this lambda (default with rd_loss: the lambda most runs used)")
     parser.add_argument("--all", action="store_true", help="every ranked run with its non-dominated rank")
+    parser.add_argument("--include-stopped", action="store_true",
+                        help="also rank runs a scheduler stopped early (status KILLED, tag stopped_early)")
+    parser.add_argument("--with-references", action="store_true",
+                        help="rank reference runs (models trained elsewhere, tag reference) with the sweep")
     parser.add_argument("--hv-bounds", action="append", default=[], metavar="METRIC=BEST:WORST",
                         help="fix the hypervolume normalisation of an objective (repeat per objective)")
+    parser.add_argument("--table1", action="store_true",
+                        help="the study's Table 1: params, decode kFLOPs/px, decode MP/s per device, rate savings")
+    parser.add_argument("--anchor", action="append", default=[], metavar="FILE",
+                        help="with --table1: an anchor RD curve rate savings are measured against (e.g. BPG, VTM); repeat")
+    parser.add_argument("--versus", default=None, metavar="ROW",
+                        help="with --table1: also the rate savings vs this frontier row's RD curve (e.g. A)")
+    parser.add_argument("--psnr-range", default=None, metavar="common|overlap|LOW:HIGH",
+                        help="with --table1: the PSNR range of the BD-rates (default common: one range every row's "
+                             "curve and every anchor cover; overlap: each pair's own; or e.g. 31.6:40.8)")
+    parser.add_argument("--bd-method", default="pchip", choices=("pchip", "akima", "cubic"),
+                        help="with --table1: BD-rate interpolation (bjontegaard package; default pchip)")
     parser.add_argument("--format", choices=FORMATS, default="table")
     args = parser.parse_args(argv)
+    if not args.table1:
+        for key, given in (("--anchor", args.anchor), ("--versus", args.versus), ("--psnr-range", args.psnr_range)):
+            if given:
+                raise UserError(key, given[0] if isinstance(given, list) else given, reason="only with --table1")
+    elif args.all:
+        raise UserError("--all", reason="not with --table1 (Table 1 lists the frontier rows)")
 
-    from analysis.query import query_frontier
+    from analysis.query import LABEL_COLUMN, query_frontier
     from analysis.store import display_uri, tracking_uri
 
+    table1 = None
+    if args.table1:
+        from analysis.anchors import read_anchor, unique_names
+        from analysis.table1 import parse_psnr_range
+
+        span = parse_psnr_range(args.psnr_range)
+        anchors = unique_names([read_anchor(path) for path in args.anchor])
     result = query_frontier(args.experiment, args.x, args.y, args.z, family=args.family, lmbda=args.lmbda,
-                            tracking_uri=args.tracking_uri, all_runs=args.all, hv_bounds=_hv_bounds(args.hv_bounds))
-    table, volume = result.table, result.hypervolume
+                            tracking_uri=args.tracking_uri, all_runs=args.all, hv_bounds=_hv_bounds(args.hv_bounds),
+                            include_stopped=args.include_stopped, with_references=args.with_references)
+    if args.table1:
+        from analysis.table1 import table_one
+
+        table1 = table_one(result, anchors, versus=args.versus, psnr_range=span, method=args.bd_method)
+    table, volume = (table1.table if table1 else result.table), result.hypervolume
     on_front = int((result.ranked["pareto_rank"] == 1).sum())
     ranked = int(result.ranked["pareto_rank"].notna().sum())
     goals = ", ".join(f"{'minimise' if d == 'min' else 'maximise'} {m}" for m, d in result.objectives.items())
-    headline = (f"frontier of {args.experiment!r}: {on_front} of {ranked} ranked runs"
+    headline = (f"{'Table 1' if table1 else 'frontier'} of {args.experiment!r}: {on_front} of {ranked} ranked runs"
                 f"{f' of {args.family}' if args.family else ''} ({goals})")
+    lines = ([table1.describe()] if table1 else []) + [volume.describe(), *result.notes, *(table1.notes if table1 else [])]
     if args.format == "json":
         payload = {
             "experiment": args.experiment,
             "tracking_uri": display_uri(tracking_uri(args.tracking_uri)),
             "objectives": result.objectives,
+            "lmbda": result.lmbda,
             "runs_considered": len(result.ranked),
             "runs_ranked": ranked,
             "hypervolume": {"value": volume.value, "reference_point": volume.reference,
                             "normalised_bounds": {k: {"best": b, "worst": w} for k, (b, w) in volume.bounds.items()},
                             "description": volume.describe()},
-            "notes": result.notes,
+            "notes": result.notes + (table1.notes if table1 else []),
             "rows": json.loads(table.to_json(orient="records")),
         }
+        if table1:
+            payload["table1"] = {"description": table1.describe(), "lambdas": table1.lambdas, "rule": table1.rule,
+                                 "psnr_range": table1.psnr_range, "references": table1.references,
+                                 "method": table1.method, "ranges": json.loads(table1.ranges.to_json(orient="records"))}
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-    elif args.format == "csv":
-        for line in [headline, volume.describe(), *result.notes]:
+        return 0
+    if args.format == "csv":
+        for line in [headline, *lines]:
             print(line, file=sys.stderr)
         sys.stdout.write(table.to_csv(index=False))
-    elif args.format == "md":
+        return 0
+    # Text for people: a non-frontier run has no label ("-"); Table 1 in words with units.
+    shown = table.assign(**{LABEL_COLUMN: table[LABEL_COLUMN].fillna("-")}) if LABEL_COLUMN in table else table
+    if table1:
+        from analysis.labels import SAVINGS_PREFIX, headers
+
+        shown = shown.drop(columns=["run_id"])
+        shown = shown.round({c: 2 for c in shown if c.startswith(SAVINGS_PREFIX)}).rename(columns=headers(shown.columns))
+    if args.format == "md":
         print(f"**{headline}**\n")
-        for line in [volume.describe(), *result.notes]:
+        for line in lines:
             print(f"- {line}")
         print()
-        print(table.to_markdown(index=False, floatfmt=".6g"))
+        print(shown.to_markdown(index=False, floatfmt=".6g"))
     else:
         print(headline)
-        for line in [volume.describe(), *result.notes]:
+        for line in lines:
             print(f"  {line}")
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.6g}", na_rep="-"))
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.6g}", na_rep="-"))
     return 0
 
 
@@ -109,7 +157,7 @@ def report_main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="rdc report", description="The study's figures and one self-contained HTML page "
                      "(frontier table, rate savings, FLOPs vs runtime) for an experiment.")
     parser.add_argument("--experiment", required=True, help="MLflow experiment (the sweep's name)")
-    parser.add_argument("--out", required=True, help="folder for report.html and the PNG figures")
+    parser.add_argument("--out", required=True, help="folder for report.html and the figures (PNG and SVG)")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///runs/mlflow.db)")
     parser.add_argument("--anchor", action="append", default=[], metavar="FILE",
@@ -124,14 +172,23 @@ def report_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lmbda", type=float, default=None, help="lambda of the RD-loss figure and frontier")
     parser.add_argument("--bd-method", default="pchip", choices=("pchip", "akima", "cubic"),
                         help="BD-rate interpolation (bjontegaard package; default pchip, as the JVET sheet)")
+    parser.add_argument("--psnr-range", default=None, metavar="common|overlap|LOW:HIGH",
+                        help="PSNR range of Table 1's rate savings (default common: one range every row's curve "
+                             "and every anchor cover)")
+    parser.add_argument("--include-stopped", action="store_true",
+                        help="also rank runs a scheduler stopped early (status KILLED, tag stopped_early)")
+    parser.add_argument("--with-references", action="store_true",
+                        help="rank reference runs (models trained elsewhere) with the sweep; otherwise drawn apart")
     args = parser.parse_args(argv)
 
     from analysis.report import ReportOptions, write_report
+    from analysis.table1 import parse_psnr_range
 
     options = ReportOptions(
         experiment=args.experiment, out=args.out, tracking_uri=args.tracking_uri, anchors=list(args.anchor),
         reference=args.reference, images=args.images, codecs=[c.strip() for c in args.codecs.split(",") if c.strip()],
-        family=args.family, lmbda=args.lmbda, bd_method=args.bd_method,
+        family=args.family, lmbda=args.lmbda, bd_method=args.bd_method, psnr_range=parse_psnr_range(args.psnr_range),
+        include_stopped=args.include_stopped, with_references=args.with_references,
     )
     page = write_report(options)
     print(f"wrote {page}")

@@ -1,6 +1,7 @@
 """One self-contained HTML page: escaped text, tables from DataFrames, PNG figures embedded as
-base64 data URIs, inline styles; no scripts and nothing fetched from elsewhere, so the file can
-be mailed, archived or opened offline as it is."""
+base64 data URIs (their SVG embedded too, as a download link), inline styles; no scripts and
+nothing fetched from elsewhere, so the file can be mailed, archived or opened offline as it is.
+Tables wrap their cells rather than grow wider than the page (1280 px windows included)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import pandas as pd
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
-table.tbl { border-collapse: collapse; font-size: 12px; margin: .5em 0 1em; }
-table.tbl th, table.tbl td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; }
+table.tbl { border-collapse: collapse; font-size: 12px; margin: .5em 0 1em; max-width: 100%; }
+table.tbl th, table.tbl td { border: 1px solid #ddd; padding: 3px 6px; text-align: right; overflow-wrap: anywhere; }
 table.tbl th { background: #f3f3f3; } table.tbl td:nth-child(-n+3) { text-align: left; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 12px; } .meta { color: #555; } .scroll { overflow-x: auto; }
+figcaption a { color: #246; margin-left: .5em; }
 """
 
 
@@ -31,16 +33,24 @@ class Section:
         self.body.append(f"<p>{escape(words)}</p>")
         return self
 
-    def table(self, frame: pd.DataFrame, table_id: str) -> "Section":
+    def table(self, frame: pd.DataFrame, table_id: str, header: dict[str, str] | None = None) -> "Section":
+        """`header` {column: shown name}: e.g. labels with units (analysis.labels.headers)."""
+        if header:
+            frame = frame.rename(columns=header)
         html_table = frame.to_html(index=False, border=0, classes="tbl", table_id=table_id, na_rep="-",
                                    float_format=lambda v: f"{v:.6g}", escape=True)
         self.body.append(f'<div class="scroll">{html_table}</div>')  # wide tables scroll, never clip
         return self
 
-    def figure(self, path: Path, caption: str) -> "Section":
-        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    def figure(self, png: Path, caption: str, svg: Path | None = None) -> "Section":
+        data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+        link = ""
+        if svg is not None:
+            vector = base64.b64encode(Path(svg).read_bytes()).decode("ascii")
+            link = (f'<a href="data:image/svg+xml;base64,{vector}" download="{escape(Path(svg).name)}" '
+                    f'data-file="{escape(Path(svg).name)}">SVG</a>')
         self.body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{escape(caption)}" '
-                         f'data-file="{escape(Path(path).name)}"><figcaption>{escape(caption)}</figcaption></figure>')
+                         f'data-file="{escape(Path(png).name)}"><figcaption>{escape(caption)}{link}</figcaption></figure>')
         return self
 
     def items(self, lines: list[str]) -> "Section":

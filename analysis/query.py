@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from analysis.frontier import RANK_COLUMN, Hypervolume, hypervolume, rank_runs
-from analysis.runs import LMBDA_COLUMN, metric_columns, runs
+from analysis.runs import LMBDA_COLUMN, is_reference, metric_columns, run_set, runs
 from rdc import names
 from rdc.errors import UserError
 
@@ -26,6 +26,7 @@ MAXIMISED = frozenset({names.PSNR, names.MS_SSIM, names.MS_SSIM_DB})
 RATE_METRICS = frozenset({names.BPP, names.BPP_EST})
 DISTORTION_METRICS = frozenset({names.PSNR, names.MSE, names.MS_SSIM, names.MS_SSIM_DB})
 LABEL_COLUMN = "label"
+REFERENCE_PREFIX = "ref: "  # the label of a reference run: "ref: <its source's last part>"
 LMBDA_KEY = "--lmbda"
 SUMMARY_COLUMNS = [names.RD_LOSS, names.DECODE_KFLOPS_PER_PX, names.BPP, names.PSNR, names.PARAMS]
 
@@ -100,16 +101,27 @@ def select_lambda(frame: pd.DataFrame, lmbda: float | None) -> tuple[pd.DataFram
     return frame[keep].reset_index(drop=True), lmbda, note
 
 
+def _label_order(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
+    """Worst value of the first objective first (for FLOPs: most complex first), then by id."""
+    first = next(iter(objectives))
+    return frame.sort_values([first, names.TAG_VARIANT_ID, "run_id"],
+                             ascending=[objectives[first] == "max", True, True], kind="stable")
+
+
 def label_frontier(frame: pd.DataFrame, objectives: dict[str, str]) -> pd.DataFrame:
     """Letters A, B, ... for frontier runs in descending order of the first objective (most
     expensive first, as the study labels its models A-G); later letters continue as AA, AB, ..."""
-    first = next(iter(objectives))
     out = frame.copy()
-    on_front = out[out[RANK_COLUMN] == 1].sort_values(
-        [first, names.TAG_VARIANT_ID, "run_id"], ascending=[objectives[first] == "max", True, True], kind="stable")
+    on_front = _label_order(out[out[RANK_COLUMN] == 1], objectives)
     out[LABEL_COLUMN] = None
     out.loc[on_front.index, LABEL_COLUMN] = [_letters(i) for i in range(len(on_front))]
     return out
+
+
+def reference_label(source) -> str:
+    """"ref: <name>" from a reference tag (a zoo name or a checkpoint path: its file name)."""
+    text = str(source).rstrip("/")
+    return REFERENCE_PREFIX + text.rsplit("/", 1)[-1]
 
 
 def _letters(i: int) -> str:
@@ -123,29 +135,42 @@ def _letters(i: int) -> str:
 
 @dataclass
 class FrontierResult:
-    table: pd.DataFrame  # frontier rows (or every ranked run), labelled
+    table: pd.DataFrame  # frontier rows (or every ranked run) A first, then reference rows; labelled
     ranked: pd.DataFrame  # every run considered, with pareto_rank and label
     objectives: dict[str, str]
     hypervolume: Hypervolume
     notes: list[str] = field(default_factory=list)
+    lmbda: float | None = None  # the one lambda the runs were compared at (None: every lambda)
+    runs: pd.DataFrame | None = None  # the sweep's runs at every lambda (RD curves are built from them)
+    references: pd.DataFrame | None = None  # reference runs shown apart (labelled, not ranked)
 
 
 def query_frontier(experiment: str, x: str = DEFAULT_X, y: str = DEFAULT_Y, z: str | None = None, *,
                    family: str | None = None, lmbda: float | None = None, tracking_uri: str | None = None,
-                   all_runs: bool = False, hv_bounds: dict | None = None,
-                   frame: pd.DataFrame | None = None) -> FrontierResult:
+                   all_runs: bool = False, hv_bounds: dict | None = None, include_stopped: bool = False,
+                   with_references: bool = False, frame: pd.DataFrame | None = None) -> FrontierResult:
     """The frontier of an experiment's finished runs over 2 or 3 objectives (x, y[, z]).
 
-    `frame` reuses runs already read (the report reads MLflow once).
+    Runs a scheduler stopped early are left out unless `include_stopped`; reference runs (models
+    trained elsewhere) are listed after the frontier, labelled "ref: ...", and ranked only with
+    `with_references`. `frame` reuses runs already read (the report reads MLflow once).
     """
     objectives = objectives_from(x, y, z)
     keys = {m: k for m, k in zip(objectives, ("--x", "--y", "--z"))}
     if frame is None:
-        frame = runs(experiment, tracking_uri, family=family)
+        frame = runs(experiment, tracking_uri, finished_only=False)
+    chosen_runs = run_set(frame, experiment, family=family, include_stopped=include_stopped,
+                          with_references=with_references)
+    frame, references = chosen_runs.sweep, chosen_runs.references
+    every_lambda = frame
     check_metrics(frame, objectives, keys)
-    notes = []
+    notes = list(chosen_runs.notes)
+    used = None
+    # Ranked references keep out of the lambda choice: their training is not the sweep's.
+    ranked_references = frame[is_reference(frame)]
     if needs_one_lambda(objectives) or lmbda is not None:
-        frame, used, chosen = select_lambda(frame, lmbda)
+        frame, used, chosen = select_lambda(frame[~is_reference(frame)], lmbda)
+        frame = pd.concat([frame, ranked_references], ignore_index=True)
         if chosen:
             what = "RD loss" if names.RD_LOSS in objectives else "quality without rate (or rate without quality)"
             notes.append(f"{what} compares runs at one lambda: using {chosen}")
@@ -164,24 +189,31 @@ def query_frontier(experiment: str, x: str = DEFAULT_X, y: str = DEFAULT_Y, z: s
     except ValueError as err:
         raise UserError("--hv-bounds", hv_bounds, reason=str(err)) from None
     table = ranked[ranked[RANK_COLUMN].notna()] if all_runs else ranked[ranked[RANK_COLUMN] == 1]
-    first = next(iter(objectives))
-    table = table.sort_values([RANK_COLUMN, first], ascending=[True, objectives[first] == "min"], kind="stable")
+    # One order everywhere (CLI, CSV, JSON, the report): by rank, then as labelled (A, B, C, ...).
+    table = _label_order(table, objectives).sort_values(RANK_COLUMN, kind="stable")
+    references = references.assign(**{LABEL_COLUMN: references[names.TAG_REFERENCE].map(reference_label),
+                                      RANK_COLUMN: pd.array([pd.NA] * len(references), dtype="Int64")})
+    table = pd.concat([table, _label_order(references, objectives)]) if len(references) else table
     columns = [LABEL_COLUMN, RANK_COLUMN, names.TAG_VARIANT_ID, names.TAG_FAMILY, *objectives,
                *SUMMARY_COLUMNS, LMBDA_COLUMN, "run_id"]
+    if table[names.TAG_REFERENCE].notna().any():
+        columns.append(names.TAG_REFERENCE)
+    if include_stopped and table[names.TAG_STOPPED_EARLY].notna().any():
+        columns.append(names.TAG_STOPPED_EARLY)
     columns = [c for c in dict.fromkeys(columns) if c in table]
     table = table[columns].reset_index(drop=True)
-    return FrontierResult(table, ranked, objectives, volume, notes)
+    return FrontierResult(table, ranked, objectives, volume, notes, used, every_lambda, references)
 
 
 def frontier_table(experiment: str, x: str = DEFAULT_X, y: str = DEFAULT_Y, z: str | None = None, *,
                    family: str | None = None, lmbda: float | None = None, tracking_uri: str | None = None,
-                   all_runs: bool = False) -> pd.DataFrame:
+                   all_runs: bool = False, include_stopped: bool = False, with_references: bool = False) -> pd.DataFrame:
     """The frontier table as a DataFrame (what `rdc frontier` prints), e.g.
     `frontier_table("demo", z="decode_ms_cpu-amd-epyc-7b13-1t", tracking_uri="sqlite:///runs/mlflow.db")`.
     `table.attrs` holds the objectives, the hypervolume (and how it was normalised) and notes.
     """
     result = query_frontier(experiment, x, y, z, family=family, lmbda=lmbda, tracking_uri=tracking_uri,
-                            all_runs=all_runs)
+                            all_runs=all_runs, include_stopped=include_stopped, with_references=with_references)
     result.table.attrs.update(objectives=result.objectives, hypervolume=result.hypervolume.value,
                               hypervolume_description=result.hypervolume.describe(), notes=result.notes)
     return result.table

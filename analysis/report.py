@@ -4,9 +4,11 @@ Everything is checked before anything is written (experiment, metrics, anchor fi
 image folder, reference name); the files are then built in a temporary folder beside --out
 and moved in only once all of them exist, so a failure leaves --out as it was.
 
-Beside report.html: the PNG figures, frontier.csv (the study's Table 1 for this sweep),
-bd_rates.csv, rate_savings.csv, the runtime tables, and the Pillow codec curves as compressai
-JSON (pass them back with --anchor to skip re-encoding).
+Beside report.html: every figure as PNG (300 dpi) and SVG, frontier.csv (the study's Table 1
+for this sweep), bd_rates.csv, rate_savings.csv, the runtime tables, and the Pillow codec curves
+as compressai JSON (pass them back with --anchor to skip re-encoding). A panel with nothing to
+show (one point, one run per device) is left out and the notes say so; so is every family or
+frontier row a table has no value for, with the reason.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import figures
+from analysis.labels import headers
 from analysis.anchors import read_anchor, unique_names
 from analysis.classical import PILLOW_SOURCE, codec_curve, codecs_from, load_images, write_compressai_json
 from analysis.curves import RDCurve
@@ -27,7 +30,8 @@ from analysis.page import Section, render
 from analysis.frontier import RANK_COLUMN
 from analysis.query import DEFAULT_X, DEFAULT_Y, LABEL_COLUMN, FrontierResult, query_frontier
 from analysis.runs import runs, runtime_columns
-from analysis.runtime import device_rankings, flops_runtime_correlation, kendall_tau_between_devices
+from analysis.table1 import TableOne, runtime_stage, table_one
+from analysis.runtime import ALL_FAMILIES, device_rankings, flops_runtime_correlation, kendall_tau_between_devices
 from analysis.savings import RateSavings, model_curves, rate_savings
 from analysis.store import display_uri, tracking_uri
 from rdc import names
@@ -37,7 +41,7 @@ PAGE = "report.html"
 OUT_KEY = "--out"
 REFERENCE_KEY = "--reference"
 MAX_RANK_PLOTS = 3  # device pairs drawn; every pair is in the Kendall table
-SAVINGS_COLUMN = "rate_savings_percent"
+MIN_PANEL_POINTS = 2  # a scatter panel of one point shows nothing: left out, with a note
 
 
 @dataclass
@@ -52,6 +56,9 @@ class ReportOptions:
     family: str | None = None
     lmbda: float | None = None
     bd_method: str = "pchip"
+    psnr_range: str | tuple[float, float] = "common"  # of Table 1's rate savings (analysis.table1)
+    include_stopped: bool = False
+    with_references: bool = False
 
 
 def write_report(options: ReportOptions) -> Path:
@@ -59,7 +66,10 @@ def write_report(options: ReportOptions) -> Path:
     out = Path(options.out).expanduser()
     if out.exists() and not out.is_dir():
         raise UserError(OUT_KEY, str(out), reason="is a file", allowed="a folder (created if missing)")
-    frame = runs(options.experiment, options.tracking_uri, family=options.family)
+    result = query_frontier(options.experiment, frame=runs(options.experiment, options.tracking_uri, finished_only=False),
+                            family=options.family, lmbda=options.lmbda, include_stopped=options.include_stopped,
+                            with_references=options.with_references)
+    frame = result.runs
     needed = [DEFAULT_X, DEFAULT_Y, names.BPP, names.PSNR]
     for metric in needed:
         if metric not in frame or frame[metric].isna().all():
@@ -70,7 +80,6 @@ def write_report(options: ReportOptions) -> Path:
     anchors = unique_names([read_anchor(path) for path in options.anchors], reserved={c.name() for c in codecs})
     images = load_images(options.images) if options.images else []
     reference = _pick_reference(options.reference, anchors, codecs)
-    result = query_frontier(options.experiment, frame=frame, lmbda=options.lmbda)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".rdc-report-", dir=out.parent))
@@ -122,17 +131,25 @@ def _build(options: ReportOptions, frame: pd.DataFrame, result: FrontierResult, 
             savings.pairs.to_csv(folder / "bd_rates.csv", index=False)
             savings.bars.to_csv(folder / "rate_savings.csv", index=False)
 
-    # Fig. 4 uses decode time without entropy coding when runs have it, as the study does.
-    stage = names.DECODE_NETWORKS if runtime_columns(frame, names.DECODE_NETWORKS) else names.DECODE
-    table_one = _table_one(result, frame, stage, savings)
-    table_one.to_csv(folder / "frontier.csv", index=False)
+    # Table 1: rate savings vs the reference first, then every other anchor file (codecs measured
+    # here with Pillow stay in the BD-rate table: they would crowd Table 1 out of the page).
+    columns = [c for c in references if c.name == reference] + [c for c in anchors if c.name != reference]
+    table1 = table_one(result, columns, psnr_range=options.psnr_range, method=options.bd_method)
+    notes += table1.notes
+    table1.table.to_csv(folder / "frontier.csv", index=False)
 
+    stage = runtime_stage(frame)
+    row_labels = result.ranked.dropna(subset=[LABEL_COLUMN]).drop_duplicates(names.TAG_VARIANT_ID)
+    row_labels = dict(zip(row_labels[names.TAG_VARIANT_ID], row_labels[LABEL_COLUMN]))
+    psnr_figure = figures.psnr_vs_bpp(frame, references, folder / "fig2_psnr_vs_bpp.png",
+                                      title=f"{options.experiment}: quality vs rate", row_labels=row_labels,
+                                      references=result.references, reference_label=LABEL_COLUMN)
+    notes += psnr_figure.notes
     sections = [
-        _frontier_section(options, result, table_one, stage, savings, folder),
-        Section("Quality vs rate").figure(
-            figures.psnr_vs_bpp(frame, references, folder / "fig2_psnr_vs_bpp.png",
-                                title=f"{options.experiment}: quality vs rate"),
-            "Fig. 2 (right): PSNR vs bpp of every finished run, with the reference curves"),
+        _frontier_section(options, result, table1, folder),
+        _figure(Section("Quality vs rate"), psnr_figure,
+                "Fig. 2 (right): PSNR vs bpp of every finished run; a line per architecture trained at several "
+                "lambdas (labelled by its Table 1 row), the reference curves"),
         _savings_section(savings, references, folder),
         _runtime_section(frame, stage, folder, notes),
     ]
@@ -152,36 +169,22 @@ def _build(options: ReportOptions, frame: pd.DataFrame, result: FrontierResult, 
     return page
 
 
-def _table_one(result: FrontierResult, frame: pd.DataFrame, stage: str, savings: RateSavings | None) -> pd.DataFrame:
-    """The frontier as the study's Table 1: cost, quality, decode MP/s per device, rate savings."""
-    table = result.table.copy()
-    by_run = frame.set_index("run_id")
-    for device, column in runtime_columns(frame, stage, names.MPS).items():
-        table[column] = table["run_id"].map(by_run[column])
-    if savings is not None and len(savings.bars):
-        per_variant = savings.bars.dropna(subset=["variant_id"]).set_index("variant_id")[SAVINGS_COLUMN]
-        table[SAVINGS_COLUMN] = table[names.TAG_VARIANT_ID].map(per_variant)
-    return table
+def _figure(section: Section, drawn: figures.Drawn, caption: str) -> Section:
+    return section.figure(drawn.png, caption, svg=drawn.svg)
 
 
-def _frontier_section(options: ReportOptions, result: FrontierResult, table_one: pd.DataFrame, stage: str,
-                      savings: RateSavings | None, folder: Path) -> Section:
+def _frontier_section(options: ReportOptions, result: FrontierResult, table1: TableOne, folder: Path) -> Section:
     section = Section("Rate-distortion-computation frontier")
     section.text(f"{result.hypervolume.describe()}.")
-    caption = [f"Table 1: the frontier runs, most complex first labelled A; {stage}_mps_<device> = megapixels per second"]
-    if savings is not None and SAVINGS_COLUMN in table_one:
-        span = (f"{savings.common_range[0]:.2f}-{savings.common_range[1]:.2f} dB" if savings.common_range
-                else "each curve's own overlap")
-        caption.append(f"{SAVINGS_COLUMN} = BD rate savings vs {savings.reference} over {span}"
-                       " (variants trained at several lambdas only)")
     # On the page: A (most complex) first, as the study's Table 1; run ids stay in frontier.csv.
-    view = table_one.assign(_order=table_one[LABEL_COLUMN].str.len()).sort_values(["_order", LABEL_COLUMN])
-    view = view.drop(columns=["_order", RANK_COLUMN, "run_id"], errors="ignore")
-    section.text("; ".join(caption) + ".").table(view, "frontier")
+    view = table1.table.drop(columns=["run_id"], errors="ignore")
+    section.text(f"Table 1: the frontier runs, most complex first labelled A; {table1.describe()}.")
+    section.table(view, "frontier", header=headers(view.columns))
     fig = figures.rd_loss_vs_flops(result.ranked, DEFAULT_X, DEFAULT_Y, folder / "fig2_rd_loss_vs_kflops.png",
-                                   title=f"{options.experiment}: RD loss vs decode complexity")
-    return section.figure(fig, "Fig. 2 (left): RD loss vs decode kFLOPs/px; the frontier is the black staircase, "
-                               "its runs labelled as in Table 1")
+                                   title=f"{options.experiment}: RD loss vs decode complexity",
+                                   references=result.references, reference_label=LABEL_COLUMN)
+    return _figure(section, fig, "Fig. 2 (left): RD loss vs decode kFLOPs/px; the frontier is the black staircase, "
+                                 "its runs labelled as in Table 1; stars: models trained elsewhere (not ranked)")
 
 
 def _savings_section(savings: RateSavings | None, references: list[RDCurve], folder: Path) -> Section:
@@ -189,17 +192,18 @@ def _savings_section(savings: RateSavings | None, references: list[RDCurve], fol
     if not references:
         return section.text("No reference curves: pass --anchor FILE (e.g. VTM, BPG) and/or --images DIR.")
     if savings is None:
-        return section.text("No RD curve among the runs: BD-rate needs runs at several rates (train.lmbda).")
+        return section.text("No RD curve among the runs: BD-rate needs runs at several rates (train.lmbdas).")
     if len(savings.bars):
         span = (f"{savings.common_range[0]:.2f}-{savings.common_range[1]:.2f} dB, the range every curve covers"
                 if savings.common_range else "each pair's own overlap")
         fig3 = figures.rate_savings_bars(savings.bars, savings.reference, savings.common_range,
                                          folder / "fig3_rate_savings.png")
-        section.figure(fig3, f"Fig. 3: BD rate savings vs {savings.reference} ({savings.method}) over {span}")
+        _figure(section, fig3, f"Fig. 3: BD rate savings vs {savings.reference} ({savings.method}) over {span}")
     if savings.along_bitrate:
         fig1 = figures.rate_savings_vs_bitrate(savings.along_bitrate, savings.reference,
-                                               folder / "fig1_rate_savings_vs_bpp.png")
-        section.figure(fig1, f"Fig. 1: rate savings vs {savings.reference} along the bitrate")
+                                               folder / "fig1_rate_savings_vs_bpp.png",
+                                               codecs={c.name for c in references})
+        _figure(section, fig1, f"Fig. 1: rate savings vs {savings.reference} along the bitrate")
     cells = savings.pairs.assign(cell=[_bd_cell(row) for row in savings.pairs.itertuples()])
     wide = cells.pivot(index="curve", columns="reference", values="cell").rename_axis(
         index="curve \\ reference", columns=None).reset_index()
@@ -212,6 +216,18 @@ def _bd_cell(row) -> str:
     if pd.isna(row.bd_rate_percent):
         return f"- ({row.note})"
     return f"{row.bd_rate_percent:+.2f} % ({row.psnr_low:.1f}-{row.psnr_high:.1f} dB, overlap {row.overlap:.0%})"
+
+
+def drawable_devices(frame: pd.DataFrame, runtimes: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The devices whose Fig. 4 panel has 2+ timed runs, and a note for each left out."""
+    keep, notes = {}, []
+    for device, column in runtimes.items():
+        timed = int(frame.dropna(subset=[names.DECODE_KFLOPS_PER_PX, column]).shape[0])
+        if timed >= MIN_PANEL_POINTS:
+            keep[device] = column
+        else:
+            notes.append(f"Fig. 4: no panel for {device}: {timed} run(s) timed there (a panel needs {MIN_PANEL_POINTS})")
+    return keep, notes
 
 
 def _runtime_section(frame: pd.DataFrame, stage: str, folder: Path, notes: list[str]) -> Section:
@@ -230,16 +246,31 @@ def _runtime_section(frame: pd.DataFrame, stage: str, folder: Path, notes: list[
     correlation.to_csv(folder / "flops_runtime_correlation.csv", index=False)
     rankings.to_csv(folder / "device_rankings.csv", index=False)
     taus.to_csv(folder / "kendall_tau.csv", index=False)
-    fig4 = figures.decode_time_vs_flops(frame, runtimes, correlation, folder / "fig4_decode_time_vs_kflops.png",
-                                        what=what)
-    section.figure(fig4, f"Fig. 4 (left): {what} vs decode kFLOPs/px per device; r = Pearson per family")
+    drawable, left_out = drawable_devices(frame, runtimes)
+    notes += left_out
+    if drawable:
+        fig4 = figures.decode_time_vs_flops(frame, drawable, correlation, folder / "fig4_decode_time_vs_kflops.png",
+                                            what=what)
+        _figure(section, fig4, f"Fig. 4 (left): {what} vs decode kFLOPs/px per device; r = Pearson per family")
+    few = correlation[(correlation["family"] != ALL_FAMILIES) & correlation["pearson_r"].isna()]
+    if len(few):
+        notes.append("correlation not computed (fewer than 3 timed runs, or no spread) for: "
+                     + "; ".join(f"{r.family} on {r.device} ({r.n} run(s))" for r in few.itertuples()))
     section.text(f"Correlation of decode kFLOPs/px with {what}:").table(correlation, "correlation")
     if taus.empty:
         notes.append("runtimes from one device only: no rank-rank comparison (run `rdc profile` on another device)")
         return section
     section.text("Do devices order the runs alike? Kendall tau-b between their times:").table(taus, "kendall")
-    for i, row in enumerate(taus.head(MAX_RANK_PLOTS).itertuples()):
+    drawn = 0
+    for row in taus.itertuples():
+        if not (row.n >= MIN_PANEL_POINTS and pd.notna(row.kendall_tau)):
+            notes.append(f"Fig. 4: no rank-rank plot of {row.device_a} vs {row.device_b}: Kendall tau undefined "
+                         f"over {row.n} run(s) timed on both")
+            continue
+        if drawn == MAX_RANK_PLOTS:
+            continue
+        drawn += 1
         path = figures.rank_rank(rankings, row.device_a, row.device_b, row.kendall_tau,
-                                 folder / f"fig4_rank_rank_{i + 1}.png")
-        section.figure(path, f"Fig. 4 (right): rank on {row.device_a} vs on {row.device_b} (1 = fastest)")
+                                 folder / f"fig4_rank_rank_{drawn}.png")
+        _figure(section, path, f"Fig. 4 (right): rank on {row.device_a} vs on {row.device_b} (1 = fastest)")
     return section

@@ -37,12 +37,22 @@ def model_curves(frame: pd.DataFrame, ranked: pd.DataFrame, method: str) -> tupl
             variants.append(RDCurve(name, curve.bpp, curve.psnr, curve.source, curve.dropped))
             variant_of[name] = curve.name
     # A family whose envelope is one of its variants' curves would only repeat that curve.
-    seen = {(tuple(c.bpp), tuple(c.psnr)) for c in variants}
-    families = [RDCurve(f"family {c.name}", c.bpp, c.psnr, c.source, c.dropped)
-                for c in curves_from_runs(frame, names.TAG_FAMILY, min_points=need)
-                if (tuple(c.bpp), tuple(c.psnr)) not in seen]
+    seen = {(tuple(c.bpp), tuple(c.psnr)): c.name for c in variants}
+    families = []
+    envelopes = {c.name: c for c in curves_from_runs(frame, names.TAG_FAMILY, min_points=1)}
+    for family in sorted(frame[names.TAG_FAMILY].dropna().unique()):
+        curve = envelopes.get(family)
+        points = 0 if curve is None else len(curve)
+        if points < need:
+            notes.append(f"family {family} is in no rate-savings table: its RD envelope has {points} point(s), "
+                         f"{method} BD-rate needs {need} (train it at several lambdas: train.lmbdas)")
+        elif (tuple(curve.bpp), tuple(curve.psnr)) in seen:
+            notes.append(f"family {family}: its RD envelope is the curve of {seen[(tuple(curve.bpp), tuple(curve.psnr))]}, "
+                         "shown once under that name")
+        else:
+            families.append(RDCurve(f"family {curve.name}", curve.bpp, curve.psnr, curve.source, curve.dropped))
     if not variants:
-        notes.append(f"no frontier variant has runs at {need}+ rates (train it at several train.lmbda values); "
+        notes.append(f"no frontier variant has runs at {need}+ rates (train it at several lambdas: train.lmbdas); "
                      "rate savings use each family's RD envelope")
     notes += [f"{c.name}: {c.dropped} RD point(s) beaten by another point of the same curve left out"
               for c in variants + families if c.dropped]

@@ -4,6 +4,9 @@
 hand in the tests (ties, a run missing a metric, failed and unfinished runs).
 `study_store` holds runs trained at several lambdas whose RD points are published curves, so
 BD-rates through MLflow can be checked against the anchors.
+`lambda_store` holds a sweep of 2 variants x 3 lambdas (6 runs, `rd6`) for Table 1, and a toy
+sweep (`mixed`, 12-21 dB as a few hundred training steps give) with a run stopped early, a
+reference run, a variant at one lambda, one timed run and a failed run.
 """
 
 from __future__ import annotations
@@ -42,13 +45,13 @@ class RunLogger:
 
     def run(self, experiment_id: str, name: str, *, metrics: dict, family: str = "Conv/Hyperprior:Conv",
             variant_id: str | None = None, lmbda: float | None = 0.0125, status: str = "FINISHED",
-            spec: dict | None = None, failure: str = "diverged") -> str:
+            spec: dict | None = None, failure: str = "diverged", tags: dict | None = None) -> str:
         from mlflow.entities import Metric, Param, RunTag
 
         spec = spec or {"M": 192, "transform": {"type": "conv", "N": 128}, "entropy": {"type": "hyperprior"},
                         "hyper": {"type": "conv", "N": 128}}
         tags = {names.TAG_VARIANT_ID: variant_id or name, names.TAG_FAMILY: family, names.TAG_SWEEP: "test",
-                names.TAG_TRAIN_CONFIG: f"cfg-{lmbda}"}
+                names.TAG_TRAIN_CONFIG: f"cfg-{lmbda}", **(tags or {})}
         params = {names.SPEC_JSON_PARAM: json.dumps(spec, sort_keys=True), names.TRAIN_PARAM_PREFIX + "steps": 100}
         if lmbda is not None:  # None: a run from elsewhere, without the param
             params[names.TRAIN_PARAM_PREFIX + "lmbda"] = lmbda
@@ -156,4 +159,59 @@ def study_store(tmp_path_factory, anchors_dir) -> str:
                 metrics[names.runtime_metric(names.DECODE_NETWORKS, names.MS, device)] = ms
                 metrics[names.runtime_metric(names.DECODE_NETWORKS, names.MPS, device)] = KODAK_PIXELS / 1e6 / (ms / 1e3)
             log.run(exp, f"{variant}-{i}", variant_id=variant, family=family, lmbda=lmbda, metrics=metrics)
+    return uri
+
+
+# rd6: variant: (family, decode kFLOPs/px, params, [(lambda, bpp, psnr)]) - both curves span 29-34 dB,
+# inside BPG's and VTM's, so every BD-rate is over the same range whichever rule picks it.
+RD6_LAMBDAS = (0.0035, 0.0067, 0.013)
+RD6 = {
+    "big": ("ELIC/CHARM:SwinT", 900.0, 38.0e6, [(0.20, 29.0), (0.35, 31.5), (0.60, 34.0)]),
+    "small": ("Conv/Hyperprior:Conv", 150.0, 12.8e6, [(0.25, 29.0), (0.45, 31.5), (0.80, 34.0)]),
+}
+# mixed: toy models far below the anchors (12-21 dB), as short training gives.
+MIXED = {
+    "v1": ("Conv/Hyperprior:Conv", 100.0, [(0.10, 12.0), (0.18, 15.0), (0.30, 18.0)]),
+    "v2": ("ELIC/Hyperprior:Conv", 600.0, [(0.12, 14.0), (0.20, 17.5), (0.33, 21.0)]),
+    "v3": ("SwinT/Hyperprior:Conv", 300.0, [(0.15, 13.0)]),  # one lambda: no curve
+}
+REFERENCE_SOURCE = "compressai:bmshj2018-hyperprior:quality=3"
+STOPPED_STEP = "500"
+
+
+def rd_metrics(lmbda: float, bpp: float, psnr: float, kflops: float, params: float = 1e7) -> dict:
+    mse = 10 ** (-psnr / 10)
+    return {names.BPP: bpp, names.PSNR: psnr, names.MSE: mse, names.RD_LOSS: lmbda * 255**2 * mse + bpp,
+            names.DECODE_KFLOPS_PER_PX: kflops, names.PARAMS: params}
+
+
+@pytest.fixture(scope="session")
+def lambda_store(tmp_path_factory) -> str:
+    uri = f"sqlite:///{tmp_path_factory.mktemp('lambdas') / 'mlflow.db'}"
+    log = RunLogger(uri)
+    exp = log.experiment("rd6")
+    for variant, (family, kflops, params, points) in RD6.items():
+        for lmbda, (bpp, psnr) in zip(RD6_LAMBDAS, points):
+            metrics = rd_metrics(lmbda, bpp, psnr, kflops, params)
+            metrics[names.runtime_metric(names.DECODE_NETWORKS, names.MPS, CPU)] = 1000.0 / kflops
+            metrics[names.runtime_metric(names.DECODE_NETWORKS, names.MPS, GPU)] = 20000.0 / kflops
+            log.run(exp, f"{variant}-{lmbda}", variant_id=variant, family=family, lmbda=lmbda, metrics=metrics)
+
+    exp = log.experiment("mixed")
+    for variant, (family, kflops, points) in MIXED.items():
+        for i, (lmbda, (bpp, psnr)) in enumerate(zip(RD6_LAMBDAS, points)):
+            metrics = rd_metrics(lmbda, bpp, psnr, kflops)
+            if variant == "v1" and i == 0:  # the only timed run: Fig. 4 would be one point
+                metrics[names.decode_ms(CPU)] = 5.0
+            log.run(exp, f"{variant}-{lmbda}", variant_id=variant, family=family, lmbda=lmbda, metrics=metrics)
+    # Stopped by a scheduler at step 500 with an evaluation that would lead the frontier.
+    log.run(exp, "stopped", variant_id="v4", family="Conv/Hyperprior:Conv", lmbda=RD6_LAMBDAS[0], status="KILLED",
+            metrics=rd_metrics(RD6_LAMBDAS[0], 0.05, 20.0, 50.0),
+            tags={names.TAG_STOPPED_EARLY: STOPPED_STEP, names.TAG_STOPPED_BY: "asha"})
+    # A model trained elsewhere, imported: better than the sweep on both objectives.
+    log.run(exp, "imported", variant_id="bmshj2018-q3", family="Conv/Hyperprior:Conv", lmbda=None,
+            metrics=rd_metrics(RD6_LAMBDAS[0], 0.20, 25.0, 87.0), tags={names.TAG_REFERENCE: REFERENCE_SOURCE})
+    log.run(exp, "broken", status="FAILED", metrics={names.RD_LOSS: 0.01})
+    sweep_level = log.run(exp, "sweep", lmbda=None, metrics={}, tags={names.TAG_SWEEP_RUN: "true"})
+    assert sweep_level
     return uri

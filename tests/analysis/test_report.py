@@ -13,13 +13,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from analysis.labels import savings_column
 from rdc import names
 from rdc.cli import main
 
 VTM = "compressai/vtm.json"
 BPG444 = "tensorflow_compression/PSNR_sRGB_RGB/bpg444.txt"
-FIGURES = ["fig1_rate_savings_vs_bpp.png", "fig2_psnr_vs_bpp.png", "fig2_rd_loss_vs_kflops.png",
-           "fig3_rate_savings.png", "fig4_decode_time_vs_kflops.png", "fig4_rank_rank_1.png"]
+FIGURES = ["fig1_rate_savings_vs_bpp", "fig2_psnr_vs_bpp", "fig2_rd_loss_vs_kflops",
+           "fig3_rate_savings", "fig4_decode_time_vs_kflops", "fig4_rank_rank_1"]
+BPG_SAVINGS = savings_column("BPG (4:4:4)")
 
 
 @pytest.fixture(scope="module")
@@ -43,24 +45,33 @@ def report(tmp_path_factory, study_store, anchors_dir, two_images) -> Path:
 
 def test_report_writes_every_figure_and_one_self_contained_page(report):
     for name in FIGURES:
-        with Image.open(report / name) as figure:
-            assert figure.format == "PNG" and figure.width > 300 and figure.height > 200
+        with Image.open(report / f"{name}.png") as figure:
+            assert figure.format == "PNG" and figure.width > 1200 and figure.height > 600
+            assert figure.info["dpi"] == pytest.approx((300, 300), abs=0.5)
+        svg = (report / f"{name}.svg").read_text()
+        assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "<text" in svg  # text kept as text
     page = (report / "report.html").read_text()
     embedded = re.findall(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+"', page)
     assert len(embedded) == len(FIGURES)
+    vectors = re.findall(r'<a href="data:image/svg\+xml;base64,[A-Za-z0-9+/=]+" download="([^"]+)"', page)
+    assert sorted(vectors) == sorted(f"{name}.svg" for name in FIGURES)
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing loaded from elsewhere
     assert "<table" in page and 'id="frontier"' in page
 
 
 def test_report_tables(report, devices):
     # Table 1: the frontier at one lambda, with MP/s without entropy coding and savings vs BPG.
-    frontier = pd.read_csv(report / "frontier.csv").set_index("variant_id")
-    assert frontier["label"].to_dict() == {"balle": "B", "elic": "A"}  # most complex first
+    table = pd.read_csv(report / "frontier.csv")
+    assert list(table["label"]) == ["A", "B"]  # most complex first, as on the page and the CLI
+    frontier = table.set_index("variant_id")
+    assert frontier["label"].to_dict() == {"balle": "B", "elic": "A"}
     assert set(frontier["train.lmbda"]) == {0.0018}
+    assert frontier["rd_points"].to_dict() == {"balle": 8, "elic": 6}
     mps = names.runtime_metric(names.DECODE_NETWORKS, names.MPS, devices["gpu"])
     assert frontier.loc["elic", mps] == pytest.approx(768 * 512 / 1e6 / (20 / 1e3))
     # ELIC's curve lies inside BPG's and VTM's: the common range is ELIC's own, so -25.3 % (REFERENCE.md).
-    assert frontier.loc["elic", "rate_savings_percent"] == pytest.approx(25.3, abs=0.1)
+    assert frontier.loc["elic", BPG_SAVINGS] == pytest.approx(25.3, abs=0.1)
+    assert frontier.loc["elic", savings_column("VTM")] == pytest.approx(7.0, abs=0.1)
     savings = pd.read_csv(report / "rate_savings.csv").set_index("name")
     assert (savings["psnr_low"].unique().tolist(), savings["psnr_high"].unique().tolist()) == ([29.113], [37.624])
     bd = pd.read_csv(report / "bd_rates.csv")
