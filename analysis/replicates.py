@@ -34,6 +34,7 @@ frontier early-stopping scheduler scales its margins by.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -134,10 +135,16 @@ def _first(group: pd.DataFrame, column: str):
 
 # -- statistics over seeds --------------------------------------------------------------------
 
-def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[int, float, float, float, float]:
-    """(n, mean, sd, low, high) of the finite values: the Student-t interval of the mean."""
+@functools.lru_cache(maxsize=256)
+def _t_quantile(confidence: float, dof: int) -> float:
+    """t_{(1 + c) / 2, dof}: a variant table asks for the same few again and again."""
     from scipy import stats
 
+    return float(stats.t.ppf((1 + confidence) / 2, dof))
+
+
+def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[int, float, float, float, float]:
+    """(n, mean, sd, low, high) of the finite values: the Student-t interval of the mean."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     n = len(values)
@@ -147,7 +154,7 @@ def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[int,
     if n == 1:
         return 1, mean, math.nan, math.nan, math.nan
     sd = float(values.std(ddof=1))
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
+    half = _t_quantile(confidence, n - 1) * sd / math.sqrt(n)
     return n, mean, sd, mean - half, mean + half
 
 
@@ -258,21 +265,20 @@ def _per_image(runs_: pd.DataFrame, objectives: dict[str, str], tables: dict[str
     missing = [r for r in runs_["run_id"] if r not in tables]
     if missing:
         return None, [f"bootstrap over seeds only: {len(missing)} of {len(runs_)} runs have no {names.EVAL_TABLE}"]
-    images = None
-    arrays = {c: [] for c in columns}
     for run_id in runs_["run_id"]:
-        table = tables[run_id]
-        if IMAGE_NAME_COLUMN not in table or not set(columns) <= set(table.columns):
-            return None, [f"bootstrap over seeds only: the {names.EVAL_TABLE} of run {run_id} lacks"
-                          f" {', '.join(c for c in [IMAGE_NAME_COLUMN, *columns] if c not in table)}"]
-        table = table.set_index(IMAGE_NAME_COLUMN).sort_index()
-        if images is None:
-            images = list(table.index)
-        elif list(table.index) != images:
-            return None, ["bootstrap over seeds only: the runs were not all evaluated on the same images"]
-        for c in columns:
-            arrays[c].append(table[c].to_numpy(dtype=float))
-    per_column = {c: np.vstack(a) for c, a in arrays.items()}
+        lacking = [c for c in [IMAGE_NAME_COLUMN, *columns] if c not in tables[run_id]]
+        if lacking:
+            return None, [f"bootstrap over seeds only: the {names.EVAL_TABLE} of run {run_id} lacks {', '.join(lacking)}"]
+    order = range(len(runs_))
+    long = pd.concat([tables[r][[IMAGE_NAME_COLUMN, *columns]] for r in runs_["run_id"]], keys=order,
+                     names=["run", "row"]).reset_index(level="row", drop=True).reset_index()
+    if long.duplicated(["run", IMAGE_NAME_COLUMN]).any():
+        return None, [f"bootstrap over seeds only: an image appears twice in a run's {names.EVAL_TABLE}"]
+    present = long.assign(present=1.0).pivot(index="run", columns=IMAGE_NAME_COLUMN, values="present")
+    if present.isna().to_numpy().any():
+        return None, ["bootstrap over seeds only: the runs were not all evaluated on the same images"]
+    wide = long.pivot(index="run", columns=IMAGE_NAME_COLUMN, values=columns).reindex(order)
+    per_column = {c: wide[c].to_numpy(dtype=float) for c in columns}  # (runs, images), images in one order
     if not all(np.isfinite(a).all() for a in per_column.values()):
         return None, ["bootstrap over seeds only: a per-image value is missing or infinite"]
     out = {}
@@ -297,6 +303,17 @@ def _per_image(runs_: pd.DataFrame, objectives: dict[str, str], tables: dict[str
 def _multinomial_weights(rng: np.random.Generator, n: int, draws: int) -> np.ndarray:
     """(draws, n): how often each of n items is drawn in n draws with replacement, divided by n."""
     return rng.multinomial(n, np.full(n, 1.0 / n), size=draws) / n
+
+
+def _dominated_in_every_draw(worst: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """For each variant, whether some variant's worst value over the draws is at least as good as its
+    best one on every objective and better on one (all minimised; (variants, objectives) arrays)."""
+    out = np.zeros(len(best), dtype=bool)
+    for start in range(0, len(worst), 1024):
+        block = worst[start : start + 1024, None, :]
+        dominates = np.all(block <= best[None, :, :], axis=2) & np.any(block < best[None, :, :], axis=2)
+        out |= dominates.any(axis=0)
+    return out
 
 
 def frontier_probability(frame: pd.DataFrame, objectives: dict[str, str], *,
@@ -332,8 +349,11 @@ def frontier_probability(frame: pd.DataFrame, objectives: dict[str, str], *,
     means = np.stack([(seed_weights * values[m]) @ membership * (1.0 if d == "min" else -1.0)
                       for m, d in objectives.items()], axis=2)
     on_front = np.zeros(n_groups)
-    for draw in means:
-        on_front += ~domination_matrix(draw).any(axis=0)
+    # A variant dominated in every draw by one same variant is never on the frontier, and leaving it
+    # out changes no other variant's answer (whom it dominates, its dominator dominates too).
+    candidates = np.flatnonzero(~_dominated_in_every_draw(means.max(axis=0), means.min(axis=0)))
+    for draw in means[:, candidates]:
+        on_front[candidates] += ~domination_matrix(draw).any(axis=0)
     out = runs_.groupby(key, sort=True, dropna=False).size().reset_index()[key]
     out[P_FRONTIER] = on_front / draws
     return out, scope, notes
