@@ -296,3 +296,20 @@ def test_attainment_surfaces_of_the_seeds_fronts(replicate_store):
                              names.DECODE_KFLOPS_PER_PX: [100.0, 200.0, 400.0] * 2,
                              names.RD_LOSS: [1.20, 0.80, 0.50, 1.21, 0.82, 0.52]})
     pd.testing.assert_frame_equal(surfaces, expected, check_dtype=False, atol=1e-12)
+
+
+def test_skipping_always_dominated_variants_changes_no_answer(monkeypatch):
+    import analysis.replicates as replicates
+
+    rng = np.random.default_rng(5)
+    kflops = np.repeat(rng.uniform(50, 1000, 40), 3)
+    frame = pd.DataFrame({"run_id": [f"r{i}" for i in range(120)], names.TAG_VARIANT_ID: np.repeat(np.arange(40), 3).astype(str),
+                          names.TAG_SEED: np.tile([0, 1, 2], 40), names.DECODE_KFLOPS_PER_PX: kflops,
+                          names.RD_LOSS: 1.5 - kflops / 1000 + rng.normal(0, 0.1, 120)
+                          + np.repeat(np.arange(40) % 2, 3) * 0.6})  # every other variant far behind
+    objectives = {names.DECODE_KFLOPS_PER_PX: "min", names.RD_LOSS: "min"}
+    skipping, _, _ = frontier_probability(frame, objectives, draws=300, bootstrap_seed=4)
+    monkeypatch.setattr(replicates, "_dominated_in_every_draw", lambda worst, best: np.zeros(len(best), dtype=bool))
+    every, _, _ = frontier_probability(frame, objectives, draws=300, bootstrap_seed=4)
+    pd.testing.assert_frame_equal(skipping, every)
+    assert (skipping[P_FRONTIER] == 0).sum() >= 10 and 0 < skipping[P_FRONTIER].sum()  # some were skipped
