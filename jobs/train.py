@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from jobs.crops import RandomCrops
-from jobs.heldout import HeldOutSet, eval_due
+from jobs.heldout import HeldOutSet, eval_due, smoothed_rd_loss
 from jobs.loss import likelihood_bits, rd_loss
 from jobs.settings import TrainSettings
 from rdc import names
@@ -44,6 +44,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.main_params, lr=settings.lr)
         self.aux_optimizer = torch.optim.Adam(self.aux_params, lr=settings.aux_lr)
         self.step = 0
+        self.curve: list[tuple[int, float]] = []  # (step, eval/rd_loss) of the held-out curve so far
 
     def learning_rate(self, step: int) -> float:
         """The main optimiser's rate at (0-based) `step`: a pure function of the step, so a
@@ -60,8 +61,15 @@ class Trainer:
 
     def evaluate_held_out(self, held_out: HeldOutSet) -> dict[str, float]:
         """eval/rd_loss, eval/bpp, eval/psnr of the model now, on the fixed held-out set; it
-        leaves every random generator and the training itself untouched."""
-        return held_out.evaluate(self.model, self.settings.lmbda)
+        leaves every random generator and the training itself untouched. The point joins
+        `curve` (kept in checkpoints), which rd_loss_smoothed() reads."""
+        point = held_out.evaluate(self.model, self.settings.lmbda)
+        self.curve = [(s, v) for s, v in self.curve if s < self.step] + [(self.step, point[names.EVAL_RD_LOSS])]
+        return point
+
+    def rd_loss_smoothed(self) -> float:
+        """names.RD_LOSS_SMOOTHED of the curve so far (jobs.heldout.smoothed_rd_loss)."""
+        return smoothed_rd_loss([value for _, value in self.curve])
 
     def train_step(self) -> dict[str, float]:
         s = self.settings
@@ -124,6 +132,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "aux_optimizer": self.aux_optimizer.state_dict(),
             "settings": asdict(self.settings),
+            "curve": [[step, value] for step, value in self.curve],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -131,6 +140,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.aux_optimizer.load_state_dict(state["aux_optimizer"])
         self.step = int(state["step"])
+        # .get: checkpoints from before the held-out curve existed resume with an empty one
+        self.curve = [(int(step), float(value)) for step, value in state.get("curve", [])]
 
     def save(self, path: Path) -> None:
         tmp = Path(path).with_suffix(".tmp")

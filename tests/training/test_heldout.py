@@ -98,3 +98,32 @@ def test_learning_rate_warms_up_then_drops_late(train_images):
     rates = [trainer.learning_rate(step) for step in range(100)]
     assert rates[:5] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3])
     assert rates[79] == pytest.approx(1e-3) and rates[80] == pytest.approx(1e-4) and rates[99] == pytest.approx(1e-4)
+
+
+def test_the_curve_resumes_with_its_checkpoint_and_smooths_the_same(train_images, tmp_path):
+    from jobs.train import load_checkpoint
+
+    held_out = HeldOutSet.from_images(held_out_images(), 48)
+    straight = make_trainer(train_images)
+    while straight.step < 6:
+        straight.train_step()
+        if straight.eval_due():
+            straight.evaluate_held_out(held_out)
+
+    first = make_trainer(train_images)
+    while first.step < 4:
+        first.train_step()
+        if first.eval_due():
+            first.evaluate_held_out(held_out)
+    first.save(tmp_path / "trainer.pt")
+    resumed = make_trainer(train_images)
+    resumed.load_state_dict(load_checkpoint(tmp_path / "trainer.pt"))
+    while resumed.step < 6:
+        resumed.train_step()
+        if resumed.eval_due():
+            resumed.evaluate_held_out(held_out)
+
+    assert [s for s, _ in straight.curve] == [2, 4, 6]
+    assert resumed.curve == straight.curve
+    assert resumed.rd_loss_smoothed() == straight.rd_loss_smoothed() == pytest.approx(
+        sum(v for _, v in straight.curve) / 3)
