@@ -46,9 +46,9 @@ def parse_psnr_range(text: str | None):
     return span
 
 
-def runtime_stage(frame: pd.DataFrame) -> str:
-    """Decode throughput without entropy coding when runs have it (the study's Table 1 and Fig. 4)."""
-    return names.DECODE_NETWORKS if runtime_columns(frame, names.DECODE_NETWORKS) else names.DECODE
+def runtime_stage(frame: pd.DataFrame, stat: str = names.MS) -> str:
+    """Decode without entropy coding when runs have that `stat` for it (the study's Table 1 and Fig. 4)."""
+    return names.DECODE_NETWORKS if runtime_columns(frame, names.DECODE_NETWORKS, stat) else names.DECODE
 
 
 def architecture_curve(runs: pd.DataFrame, name: str) -> tuple[RDCurve, int]:
@@ -97,7 +97,7 @@ def table_one(result: FrontierResult, anchors: list[RDCurve], *, versus: str | N
     """Table 1 from a frontier query (`query_frontier(...)`, frontier rows only) and anchor curves."""
     rows = result.table.copy()
     pool = pd.concat([f for f in (result.runs, result.references) if f is not None and len(f)], ignore_index=True)
-    stage = runtime_stage(pool)
+    stage = runtime_stage(pool, names.MPS)
     need = MIN_POINTS[method]
     notes = []
     curves, points = {}, {}
