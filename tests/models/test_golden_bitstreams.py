@@ -5,9 +5,11 @@ weights (construction order), the same streams. The golden file holds, per prese
 of the y and z streams on a 97 x 131 crop of kodim01 (both sides odd), the parameter count
 and the decode kMACs per Kodak pixel (768 x 512, meta device).
 
-Untrained, g_a gives a latent within +-0.6, so the y stream of the image is a few bytes of
-zeros. The entropy model is also checked where it has work to do: the latent codec alone on
-that latent times GAIN (symbols in the tens), streams hashed and the decode required exact.
+Untrained, g_a gives a latent within +-0.6 and h_a a hyper-latent near 0, so the image's y
+and z streams are a few bytes of zeros. The entropy model is also checked where it has work to
+do: the latent codec alone on that latent times GAIN, with h_a's output times GAIN too (a
+forward hook), so that y and z symbols are in the tens and h_s sees a real z_hat; those
+streams are hashed and their decode required exact.
 
 A deliberate change of function (a new default, a fixed layer) regenerates it in the same
 commit, with the reason in the message:
@@ -45,7 +47,9 @@ def measure(name: str, image: torch.Tensor) -> dict:
     with torch.no_grad():
         (data,) = model.compress(image)
         y = model.g_a(model.pad(image)) * GAIN
+        hook = model.latent.h_a.register_forward_hook(lambda module, args, z: z * GAIN)
         amplified = model.latent.compress(y)
+        hook.remove()
         decoded = model.latent.decompress(amplified["streams"], y.shape[-2:], amplified["z_hat"].shape[-2:])
     assert torch.equal(decoded["y_hat"], amplified["y_hat"]) and torch.equal(decoded["g_s_input"], amplified["g_s_input"])
     _, _, streams = bitstream.unpack(data)
