@@ -472,3 +472,46 @@ def query_replicates(experiment: str, x: str = DEFAULT_X, y: str = DEFAULT_Y, z:
     compared, _ = distinct_replicates(frame)
     return ReplicateResult(table, ranked, compared, objectives, noise_estimate(frame), confidence, draws,
                            ranked.attrs["bootstrap"], notes)
+
+
+# -- what `rdc frontier --replicates` prints ------------------------------------------------
+
+WIDE_COLUMNS = (RUN_IDS,)  # left out of the table and md formats (csv and json keep them)
+
+
+def render_replicates(result: ReplicateResult, experiment: str, fmt: str = "table") -> tuple[str, list[str]]:
+    """(stdout, lines for stderr) of `rdc frontier --replicates --format fmt`, fmt one of table,
+    csv, json, md, laid out as `rdc frontier` lays out its own formats."""
+    ranked = result.ranked
+    on_front = int((ranked[RANK_COLUMN] == 1).sum())
+    goals = ", ".join(f"{'minimise' if d == 'min' else 'maximise'} mean {m}" for m, d in result.objectives.items())
+    headline = (f"frontier of {experiment!r} over seeds: {on_front} of {len(ranked)} variants"
+                f" ({int(ranked[N_SEEDS].sum())} runs) on the frontier of the means ({goals})")
+    lines = [result.describe(), result.noise.describe(), *result.notes]
+    narrow = result.table.drop(columns=[c for c in WIDE_COLUMNS if c in result.table])
+    if fmt == "json":
+        import json
+
+        payload = {"experiment": experiment, "objectives": result.objectives, "confidence": result.confidence,
+                   "draws": result.draws, "bootstrap": result.bootstrap,
+                   "bootstrap_seed": ranked.attrs.get("bootstrap_seed"), "variants_ranked": len(ranked),
+                   "noise": {"metric": result.noise.metric, "within_sd": _json_number(result.noise.within_sd),
+                             "dof": result.noise.dof, "variants": result.noise.n_variants,
+                             "between_sd": _json_number(result.noise.between_sd)},
+                   "notes": result.notes, "rows": json.loads(result.table.to_json(orient="records"))}
+        return json.dumps(payload, indent=2) + "\n", []
+    if fmt == "csv":
+        return result.table.to_csv(index=False), [headline, *lines]
+    if fmt == "md":
+        text = "\n".join([f"**{headline}**", "", *[f"- {line}" for line in lines], "",
+                          narrow.to_markdown(index=False, floatfmt=".6g")])
+        return text + "\n", []
+    if fmt != "table":
+        raise ValueError(f"format: {fmt!r}, allowed: table, csv, json, md")
+    text = "\n".join([headline, *[f"  {line}" for line in lines],
+                      narrow.to_string(index=False, float_format=lambda v: f"{v:.6g}", na_rep="-")])
+    return text + "\n", []
+
+
+def _json_number(value: float):
+    return None if math.isnan(value) else value

@@ -4,6 +4,8 @@ evaluation images, and the sweep's pooled within-variant noise."""
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import sqlite3
 from pathlib import Path
@@ -15,8 +17,8 @@ from scipy import stats
 
 from analysis.query import select_lambda
 from analysis.replicates import (P_FRONTIER, SEEDS_AND_IMAGES, SEEDS_ONLY, frontier_probability, load_eval_tables,
-                                 noise_estimate, query_replicates, replicate_frontier, replicate_runs,
-                                 summarise_replicates, t_interval)
+                                 noise_estimate, query_replicates, render_replicates, replicate_frontier,
+                                 replicate_runs, summarise_replicates, t_interval)
 from rdc import names
 from tests.analysis.conftest import RunLogger
 
@@ -313,3 +315,23 @@ def test_skipping_always_dominated_variants_changes_no_answer(monkeypatch):
     every, _, _ = frontier_probability(frame, objectives, draws=300, bootstrap_seed=4)
     pd.testing.assert_frame_equal(skipping, every)
     assert (skipping[P_FRONTIER] == 0).sum() >= 10 and 0 < skipping[P_FRONTIER].sum()  # some were skipped
+
+
+def test_rendered_for_the_command_line(replicate_store, compared):
+    _, tables = compared
+
+    result = query_replicates("replicates", tracking_uri=replicate_store, draws=100, eval_tables=tables)
+    text, stderr = render_replicates(result, "replicates")
+    assert stderr == []
+    head, *_ = text.splitlines()
+    assert head == ("frontier of 'replicates' over seeds: 3 of 7 variants (17 runs) on the frontier of the means"
+                    " (minimise mean decode_kflops_per_px, minimise mean rd_loss)")
+    assert "p_frontier" in text and "rd_loss_ci_high" in text and "run_ids" not in text
+    assert "pooled within-variant sd" in text and "resampling seeds and evaluation images" in text
+    payload = json.loads(render_replicates(result, "replicates", "json")[0])
+    assert [r["variant_id"] for r in payload["rows"]] == list(result.table["variant_id"])
+    assert payload["noise"]["dof"] == 10 and payload["bootstrap"] == SEEDS_AND_IMAGES
+    csv, lines = render_replicates(result, "replicates", "csv")
+    assert pd.read_csv(io.StringIO(csv))["n_seeds"].tolist() == result.table["n_seeds"].tolist()
+    assert lines[0] == head
+    assert render_replicates(result, "replicates", "md")[0].startswith(f"**{head}**")
