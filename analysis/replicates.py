@@ -51,8 +51,10 @@ from analysis.runs import LMBDA_COLUMN, metric_columns, runs
 from analysis.store import read_experiment
 from analysis.store import tracking_uri as resolve_uri
 from rdc import names
+from rdc.errors import UserError
 
 SEED_COLUMN = names.TAG_SEED
+DRAWS_KEY = "--draws"
 CONFIDENCE = 0.95
 DEFAULT_DRAWS = 1000
 DEFAULT_BOOTSTRAP_SEED = 0
@@ -447,6 +449,10 @@ def query_replicates(experiment: str, x: str = DEFAULT_X, y: str = DEFAULT_Y, z:
     `all_variants`). `images=False` resamples seeds only and reads no artifacts; `frame` and
     `eval_tables` reuse what was read already.
     """
+    if not isinstance(draws, int) or draws < 1:
+        raise UserError(DRAWS_KEY, draws, reason="not a number of bootstrap draws", allowed="an integer >= 1, e.g. 1000")
+    if not 0 < confidence < 1:
+        raise UserError("confidence", confidence, reason="not a confidence level", allowed="between 0 and 1, e.g. 0.95")
     objectives = objectives_from(x, y, z)
     keys = {m: k for m, k in zip(objectives, ("--x", "--y", "--z"))}
     frame = replicate_runs(experiment, tracking_uri, family=family) if frame is None else with_seed_column(frame)

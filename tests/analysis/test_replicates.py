@@ -335,3 +335,10 @@ def test_rendered_for_the_command_line(replicate_store, compared):
     assert pd.read_csv(io.StringIO(csv))["n_seeds"].tolist() == result.table["n_seeds"].tolist()
     assert lines[0] == head
     assert render_replicates(result, "replicates", "md")[0].startswith(f"**{head}**")
+
+
+def test_bad_draws_are_a_user_error(replicate_store):
+    from rdc.errors import UserError
+
+    with pytest.raises(UserError, match="--draws"):
+        query_replicates("replicates", tracking_uri=replicate_store, draws=0)
