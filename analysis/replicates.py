@@ -514,6 +514,8 @@ def render_replicates(result: ReplicateResult, experiment: str, fmt: str = "tabl
         return text + "\n", []
     if fmt != "table":
         raise ValueError(f"format: {fmt!r}, allowed: table, csv, json, md")
+    if LABEL_COLUMN in narrow:  # to_string prints None as "None"
+        narrow = narrow.assign(**{LABEL_COLUMN: narrow[LABEL_COLUMN].fillna("-")})
     text = "\n".join([headline, *[f"  {line}" for line in lines],
                       narrow.to_string(index=False, float_format=lambda v: f"{v:.6g}", na_rep="-")])
     return text + "\n", []
