@@ -54,6 +54,7 @@ class Drawn:
     xlim: tuple[float, float] | None = None
     ylim: tuple[float, float] | None = None
     notes: list[str] = field(default_factory=list)
+    xscale: str = "linear"
 
 
 def family_styles(families) -> dict[str, dict]:
@@ -167,7 +168,7 @@ def rd_loss_vs_flops(ranked: pd.DataFrame, x: str, y: str, path: Path, *, title:
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3, which="both")
     _legend(ax)
-    return _save(fig, path, xlim=ax.get_xlim(), ylim=ax.get_ylim())
+    return _save(fig, path, xlim=ax.get_xlim(), ylim=ax.get_ylim(), xscale=ax.get_xscale())
 
 
 def _psnr_window(points: pd.DataFrame, anchors: list[RDCurve]) -> tuple[tuple[float, float], tuple[float, float], list]:
@@ -225,7 +226,7 @@ def psnr_vs_bpp(frame: pd.DataFrame, anchors: list[RDCurve], path: Path, *, titl
         ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=6.5, wrap=True,
                 bbox={"facecolor": "white", "edgecolor": "0.7", "alpha": 0.9})
         notes.append(f"Fig. 2 right: {note}")
-    ax.set_xlabel(label(names.BPP) + ", real bitstreams")
+    ax.set_xlabel("rate of the real bitstreams (bpp)")
     ax.set_ylabel(label(names.PSNR))
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
@@ -288,7 +289,7 @@ def decode_time_vs_flops(frame: pd.DataFrame, runtimes: dict[str, str], correlat
         ax.set_title(device, fontsize=9)
         ax.grid(True, alpha=0.3, which="both")
         ax.legend(fontsize=6, loc="upper left")
-    return _save(fig, path, xlim=axes[0].get_xlim(), ylim=axes[0].get_ylim())
+    return _save(fig, path, xlim=axes[0].get_xlim(), ylim=axes[0].get_ylim(), xscale=axes[0].get_xscale())
 
 
 def rank_rank(rankings: pd.DataFrame, device_a: str, device_b: str, tau: float, path: Path) -> Drawn:

@@ -20,8 +20,8 @@ import pytest
 
 from rdc import names
 
-CPU = "cpu-test-1t"
-GPU = "cuda-test-gpu"
+CPU = "cpu-amd-epyc-7b13-1t"  # real-length device names: tables must still fit the page
+GPU = "cuda-h100-80gb-hbm3"
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,7 @@ def test_report_tables(report, devices):
     # Runtimes without entropy coding on the two clean devices; the shared CPU is left out.
     tau = pd.read_csv(report / "kendall_tau.csv")
     assert tau[["device_a", "device_b", "n"]].values.tolist() == [[devices["cpu"], devices["gpu"], 14]]
-    assert "cpu-test-1t-shared" in (report / "report.html").read_text()
+    assert f"{devices['cpu']}-shared" in (report / "report.html").read_text()
     assert (report / "classical_jpeg.json").is_file()
 
 
@@ -149,3 +149,69 @@ def test_report_opens_in_headless_chromium(report, tmp_path):
     for name, colour in PLOT_COLOURS.items():
         close = np.all(np.abs(pixels - np.array(colour)) <= 12, axis=2).sum()
         assert close > 200, f"no {name} plot marks on the page: the embedded figures did not decode"
+
+
+@pytest.fixture(scope="module")
+def toy_report(tmp_path_factory, lambda_store, anchors_dir) -> Path:
+    """The report of a toy sweep: one timed run, a family at one lambda, a run stopped early, a
+    reference run (no --images: no Pillow encodes)."""
+    out = tmp_path_factory.mktemp("toy") / "out"
+    assert main(["report", "--experiment", "mixed", "--tracking-uri", lambda_store, "--out", str(out),
+                 "--anchor", str(anchors_dir / BPG444)]) == 0
+    return out
+
+
+def _notes(page: str) -> str:
+    return page[page.index("<h2>Notes and sources</h2>"):]
+
+
+def test_degenerate_panels_are_left_out_and_said(toy_report, devices):
+    # One timed run: no one-point Fig. 4 panel, no rank-rank plot titled "tau = nan over 1 runs".
+    assert not list(toy_report.glob("fig4_*"))
+    notes = _notes((toy_report / "report.html").read_text())
+    assert f"Fig. 4: no panel for {devices['cpu']}: 1 run(s) timed there (a panel needs 2)" in notes
+    assert "nan" not in notes.lower()
+
+
+def test_families_missing_from_a_table_are_named_with_the_reason(toy_report):
+    notes = _notes((toy_report / "report.html").read_text())
+    assert ("family SwinT/Hyperprior:Conv is in no rate-savings table: its RD envelope has 1 point(s), "
+            "pchip BD-rate needs 2") in notes
+    assert "B (v3): 1 RD point(s), pchip BD-rate needs 2: no rate savings" in notes
+    assert "left out 1 run(s) stopped early by a scheduler: --include-stopped shows them" in notes
+
+
+def test_reference_runs_are_drawn_as_labelled_points(toy_report):
+    label = "ref: compressai:bmshj2018-hyperprior:quality=3"
+    for figure in ("fig2_rd_loss_vs_kflops.svg", "fig2_psnr_vs_bpp.svg"):
+        svg = (toy_report / figure).read_text()
+        assert label in svg and "reference (trained elsewhere)" in svg
+    frontier = pd.read_csv(toy_report / "frontier.csv")
+    assert list(frontier["label"]) == ["A", "B", "C", label]
+
+
+@pytest.mark.browser
+def test_report_fits_1280_px_with_every_figure_in_png_and_svg(report, tmp_path):
+    # A copy of the page with one script that writes what the browser laid out into the DOM.
+    probe = """<script>
+      const page = document.documentElement, boxes = [...document.querySelectorAll('.scroll')];
+      document.body.dataset.pageWidth = page.scrollWidth + ':' + window.innerWidth;
+      document.body.dataset.tables = boxes.map(b => b.querySelector('table').id + '=' + b.scrollWidth + ':'
+                                                      + b.clientWidth).join(',');
+      document.body.dataset.images = [...document.images].map(i => i.naturalWidth).join(',');
+    </script></body>"""
+    copy = tmp_path / "probe.html"
+    copy.write_text((report / "report.html").read_text().replace("</body>", probe))
+    dom = _chromium(tmp_path, "--window-size=1280,900", "--dump-dom", copy.resolve().as_uri()).stdout
+    body = re.search(r'<body data-page-width="(\d+):(\d+)" data-tables="([^"]*)" data-images="([^"]*)"', dom)
+    assert body, dom[:500]
+    page_width, window = int(body[1]), int(body[2])
+    assert window == 1280 and page_width <= window, f"the page is {page_width} px wide in a {window} px window"
+    for table in body[3].split(","):
+        name, widths = table.split("=")
+        content, box = map(int, widths.split(":"))
+        assert content <= box, f"table {name} overflows its box at 1280 px: {content} > {box}"
+    widths = [int(w) for w in body[4].split(",")]
+    assert len(widths) == len(FIGURES) and min(widths) > 1200  # every PNG decoded at full resolution
+    links = re.findall(r'<a href="data:image/svg\+xml;base64,[^"]+" download="([^"]+)"', dom)
+    assert sorted(links) == sorted(f"{name}.svg" for name in FIGURES)
