@@ -317,7 +317,8 @@ def random_finish(curves: list[Curve], max_steps: int, k: int, *, stop_fraction:
 def tpe_finish(curves: list[Curve], max_steps: int, k: int, *, seed: int = 0) -> Outcome:
     """Optuna's multi-objective TPE picks, one at a time, which variants to train fully (all seeds),
     told each one's final (RD loss, decode kFLOPs); k variants in all, nothing stopped early.
-    A proposal of an already trained variant is told its known values again at no cost."""
+    A proposal of an already trained variant is told its known values again at no cost; after
+    10 k proposals the rest is drawn at random from the untried variants."""
     import optuna
 
     every = finals(curves).set_index("variant_id")
@@ -326,7 +327,7 @@ def tpe_finish(curves: list[Curve], max_steps: int, k: int, *, seed: int = 0) ->
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=optuna.samplers.TPESampler(seed=seed))
     trained: list[str] = []
-    for _ in range(50 * max(k, 1)):
+    for _ in range(10 * max(k, 1)):
         if len(trained) >= k:
             break
         trial = study.ask()
@@ -334,11 +335,9 @@ def tpe_finish(curves: list[Curve], max_steps: int, k: int, *, seed: int = 0) ->
         if variant not in trained:
             trained.append(variant)
         study.tell(trial, [float(every.loc[variant, names.RD_LOSS]), float(every.loc[variant, names.DECODE_KFLOPS_PER_PX])])
-    for variant in variants:  # TPE kept proposing known variants: fill up in plan order (rare)
-        if len(trained) >= k:
-            break
-        if variant not in trained:
-            trained.append(variant)
+    untried = [v for v in variants if v not in trained]
+    rng = np.random.default_rng(seed)  # TPE kept proposing known variants: fill up at random
+    trained += list(rng.choice(untried, size=k - len(trained), replace=False)) if len(trained) < k else []
     chosen = set(trained)
     trials = [c for c in curves if c.variant_id in chosen]
     steps = {c.trial_id: (max_steps if c.variant_id in chosen else 0) for c in curves}

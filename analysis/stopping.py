@@ -146,7 +146,8 @@ class FrontierRule:
       there before it. One whose latest rung is this one and that the newcomer dominates stops
       at its next report, so who stops at a rung does not depend on who reported first. A
       variant already past a later rung is left to that rung's evidence.
-    - Only values taken at the same step are compared ("at a matched step").
+    - Only values taken at the same step are compared ("at a matched step"); with `window` > 1 a
+      trial's value at a rung is the mean of its last `window` evaluations (a spike is not a verdict).
     - Replicates: a variant is judged on the mean over its seeds at the rung so far, and a stop
       is the variant's: every seed of it stops at its next report.
     - Missing decode FLOPs: such a variant is never stopped and never dominates another (whether
@@ -158,12 +159,15 @@ class FrontierRule:
     name = "frontier"
 
     def __init__(self, max_steps: int, rungs: tuple[float, ...] = DEFAULT_RUNGS, margin: Margin = Margin(), *,
-                 revisit: bool = True):
+                 revisit: bool = True, window: int = 1):
+        if window < 1:
+            raise ValueError(f"window={window} must be >= 1")
         if max_steps <= 0:
             raise ValueError(f"max_steps={max_steps} must be positive")
         if not rungs or any(not 0 < r < 1 for r in rungs) or list(rungs) != sorted(set(rungs)):
             raise ValueError(f"rungs={rungs}: increasing fractions strictly between 0 and 1")
-        self.max_steps, self.rungs, self.margin, self.revisit = max_steps, tuple(rungs), margin, revisit
+        self.max_steps, self.rungs, self.margin, self.revisit, self.window = max_steps, tuple(rungs), margin, revisit, window
+        self._recent: dict[str, list[float]] = {}  # trial -> its last `window` held-out losses
         self.rung_steps = tuple(max(1, math.ceil(r * max_steps)) for r in rungs)
         self._rungs = [_RungValues() for _ in rungs]
         self._passed: dict[str, int] = {}  # trial -> index of the highest rung it was judged at
@@ -172,8 +176,9 @@ class FrontierRule:
 
     def describe(self) -> str:
         again = "" if self.revisit else ", arrivals judged once"
+        mean = f", mean of the last {self.window} evaluations" if self.window > 1 else ""
         return (f"frontier rule at {', '.join(f'{r:g}' for r in self.rungs)} of {self.max_steps} steps, "
-                f"margin {self.margin.describe()}{again}")
+                f"margin {self.margin.describe()}{mean}{again}")
 
     def _dominators(self, values: _RungValues, variant: str) -> list[Dominator]:
         """The variants recorded at this rung that beat `variant` by more than the margin."""
@@ -200,6 +205,8 @@ class FrontierRule:
                 f"{first.reason}; the variant's stop, decided on {first.trial_id}'s report"
             return Decision(STOP, reason=reason, rung=first.rung, rung_step=first.rung_step, rd_loss=first.rd_loss,
                             seeds=first.seeds, kflops=first.kflops, dominators=first.dominators, **base)
+        if _known(report.rd_loss):  # one spiky evaluation should not decide: optionally a short mean
+            self._recent[report.trial_id] = (self._recent.get(report.trial_id, []) + [float(report.rd_loss)])[-self.window:]
         reached = [i for i, s in enumerate(self.rung_steps) if report.step >= s and i > self._passed.get(report.trial_id, -1)]
         if not reached:
             return Decision(CONTINUE, reason="no new rung reached", **base)
@@ -210,7 +217,7 @@ class FrontierRule:
         at = dict(rung=rung, rung_step=report.step)
         if not _known(report.rd_loss):
             return Decision(CONTINUE, reason="no held-out RD loss in this report: not judged", **at, **base)
-        values.losses.setdefault(report.variant_id, {})[report.trial_id] = float(report.rd_loss)
+        values.losses.setdefault(report.variant_id, {})[report.trial_id] = float(np.mean(self._recent[report.trial_id]))
         values.steps.setdefault(report.variant_id, report.step)
         loss, seeds = values.mean(report.variant_id)
         at.update(rd_loss=loss, seeds=seeds)

@@ -165,6 +165,19 @@ def test_replicates_decide_together_on_their_mean():
     assert noisy.on_report(report("c", 100, 1.35, 20.0)).action == STOP
 
 
+def test_a_window_judges_the_mean_of_the_last_evaluations():
+    rule = FrontierRule(STEPS, window=3)
+    run(rule, [report("a", 50, 1.0, 10.0), report("a", 75, 1.0, 10.0), report("a", 100, 1.0, 10.0)])
+    run(rule, [report("b", 50, 0.9, 20.0), report("b", 75, 0.9, 20.0)])
+    spike = rule.on_report(report("b", 100, 1.2, 20.0))  # one bad evaluation: mean 1.0, a tie with a
+    assert spike.action == CONTINUE and spike.rd_loss == pytest.approx(1.0)
+    single = FrontierRule(STEPS)
+    run(single, [report("a", 100, 1.0, 10.0)])
+    assert single.on_report(report("b", 100, 1.2, 20.0)).action == STOP
+    with pytest.raises(ValueError):
+        FrontierRule(STEPS, window=0)
+
+
 def test_rungs_and_arguments_are_checked():
     assert FrontierRule(2000, (0.1, 0.25, 0.5)).rung_steps == (200, 500, 1000)
     assert FrontierRule(7, (0.1,)).rung_steps == (1,)
