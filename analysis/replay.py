@@ -445,10 +445,11 @@ def _has_optuna() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from analysis.cli import FORMATS, _Parser
+    from analysis.cli import FORMATS
     from analysis.store import display_uri, tracking_uri
+    from rdc.arguments import ArgumentParser
 
-    parser = _Parser(prog="rdc replay", description="What each early-stopping policy would have stopped in a finished "
+    parser = ArgumentParser(prog="rdc replay", description="What each early-stopping policy would have stopped in a finished "
                      "sweep, the training steps it saves and the frontier hypervolume it keeps.")
     parser.add_argument("--experiment", required=True, help="MLflow experiment (the sweep's name)")
     parser.add_argument("--tracking-uri", default=None,

@@ -141,6 +141,9 @@ def test_rdc_replay_prints_every_policy(store, capsys):
         main(["--experiment", "no-curves", "--tracking-uri", store])
     with pytest.raises(UserError, match="--concurrency"):
         main(["--experiment", "side-by-side", "--tracking-uri", store, "--concurrency", "0"])
+    with pytest.raises(SystemExit) as bad:  # argparse's refusal: one usage line and the error, exit 2
+        main(["--experiment", "side-by-side", "--order", "sideways"])
+    assert bad.value.code == 2 and "invalid choice: 'sideways'" in capsys.readouterr().err
 
 
 def test_a_learning_curve_table_replays_like_the_store():
