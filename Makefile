@@ -57,10 +57,10 @@ mlflow-server: $(STAMP)
 	$(PY) -m sweep.tracking_server --runs $(RUNS)
 
 cluster-up: $(STAMP)
-	$(PY) -m sweep.testcluster up
+	$(PY) -m tests.cluster.testcluster up
 
 cluster-down:
-	$(PY) -m sweep.testcluster down
+	$(PY) -m tests.cluster.testcluster down
 
 bench: $(STAMP)
 	@echo "see bench/README.md for the command of each benchmark"

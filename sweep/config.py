@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from jobs.settings import TrainSettings
 import yaml
 
+from jobs.settings import TrainSettings
 from rdc.errors import UserError
+from sweep.tracking import DEFAULT_TRACKING_URI
 
+DEFAULT_MAX_FAILURES = 3  # cluster.max_failures: retries of a trial from its latest checkpoint
 CONF_DIR = Path(os.environ.get("RDC_CONF_DIR", Path(__file__).resolve().parent.parent / "conf"))
-GROUPS = ("search_space", "search", "train", "data", "tracking", "cluster", "profile")
+GROUPS = ("search_space", "search", "scheduler", "train", "data", "tracking", "cluster", "profile")
 
 
 # -- schema ------------------------------------------------------------------------------
@@ -36,7 +38,7 @@ class DataConfig:
 
 @dataclass
 class TrackingConfig:
-    uri: str = "sqlite:///runs/mlflow.db"
+    uri: str = DEFAULT_TRACKING_URI
     artifact_root: Optional[str] = None
 
 
@@ -54,27 +56,16 @@ class ClusterConfig:
     trial_cpus: float = 1.0
     trial_gpus: float = 0.0
     max_concurrent_trials: int = 0
-    max_failures: int = 3  # retries of a trial from its latest checkpoint (Tune's FailureConfig)
+    max_failures: int = DEFAULT_MAX_FAILURES  # retries of a trial from its latest checkpoint (Tune's FailureConfig)
     storage_path: Optional[str] = None  # Tune state and checkpoints; default runs_dir/ray (shared by every node)
-
-
-class SearchStrategy(enum.Enum):
-    grid = "grid"  # every variant
-    optuna = "optuna"  # `budget` variants chosen by Optuna (sweep/search.py)
-
-
-class SearchSampler(enum.Enum):
-    tpe = "tpe"
-    nsga2 = "nsga2"
-    random = "random"
 
 
 @dataclass
 class SearchConfig:
-    strategy: SearchStrategy = SearchStrategy.grid
+    strategy: str = "grid"  # a name in sweep.search.STRATEGIES
     budget: int = 0  # variants to train in all (optuna)
     batch: int = 0  # variants per round (0: as many as the cluster runs at once)
-    sampler: SearchSampler = SearchSampler.tpe
+    sampler: str = "tpe"  # a name in sweep.search.SAMPLERS (optuna)
     seed: int = 0
 
 
@@ -90,6 +81,7 @@ class ProfileConfig:
 class RootConfig:
     search_space: Any = None  # validated by sweep.space (its own language)
     search: SearchConfig = field(default_factory=SearchConfig)
+    scheduler: Any = None  # {name: none|asha|..., <its options>}: validated by sweep.schedulers
     train: TrainSettings = field(default_factory=TrainSettings)
     data: DataConfig = field(default_factory=DataConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -209,9 +201,11 @@ def _check_values(cfg: dict) -> None:
             raise UserError(f"train.{key}", cfg["train"][key], allowed="a positive number")
     if not 0 < cfg["train"]["lr_drop_at"] <= 1:
         raise UserError("train.lr_drop_at", cfg["train"]["lr_drop_at"], allowed="a fraction in (0, 1]")
-    search = cfg["search"]
-    if search["strategy"] == "optuna" and search["budget"] < 1:
-        raise UserError("search.budget", search["budget"], allowed="a positive integer: how many variants search=optuna trains")
+    from sweep.schedulers import scheduler_for
+    from sweep.search import check_search
+
+    check_search(cfg["search"])
+    scheduler_for(cfg["scheduler"], cfg["train"]["steps"])
     if cfg["search_space"] is None:
         raise UserError("search_space", None, allowed=", ".join(available("search_space")))
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Iterator
 
 from rdc.errors import UserError
-from sweep.variant import Variant
+from sweep.config import DEFAULT_MAX_FAILURES
+from sweep.variant import Variant, variant_of
 
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-DEFAULT_MAX_FAILURES = 3  # retries of a trial from its latest checkpoint (cluster.max_failures)
 CHECKPOINTS_KEPT = 2  # the latest, and one more in case the latest was cut short
 PREFLIGHT_TIMEOUT_S = 120.0
 CONNECT_TIMEOUT_S = 5.0
@@ -283,7 +283,7 @@ def trial_statuses(settings: dict) -> dict[str, str] | None:
         trials = ExperimentAnalysis(str(path)).trials
     finally:
         tune_logger.setLevel(level)
-    return {t.config["variant"]["variant_id"]: t.status for t in trials}
+    return {variant_of(t.config).variant_id: t.status for t in trials}
 
 
 def unfinished(settings: dict) -> bool:
@@ -363,28 +363,37 @@ def _trainable(cluster: dict):
     return tune.with_resources(run_variant, {"cpu": cluster["trial_cpus"], "gpu": cluster["trial_gpus"]})
 
 
-def run_trials(variants: list[Variant], settings: dict):
-    """Fit one trial per variant; returns Tune's ResultGrid."""
+def run_trials(variants: list[Variant], settings: dict, record, scheduler=None):
+    """Fit one trial per variant, under `scheduler` (a sweep.schedulers factory; None: none);
+    returns Tune's ResultGrid. `record` (sweep.tracking.SweepRecord) is where the trials log."""
     from ray import tune
 
     from sweep.progress import ProgressPrinter
+    from sweep.schedulers import SchedulerContext, scheduler_for
+    from sweep.schedulers.recorder import StoppedTrialRecorder
 
     cluster = settings["cluster"]
     path = experiment_path(settings)
     _quiet_tune()
+    scheduler = scheduler or scheduler_for(settings.get("scheduler"), settings["train"]["steps"])
+    context = SchedulerContext(settings["train"]["steps"], tuple(variants), _decode_kflops(variants, scheduler))
     param_space = {
-        "variant": tune.grid_search([variant_config(v) for v in variants]),
+        "variant": tune.grid_search([v.as_config() for v in variants]),  # the Variant's fields (variant_of)
         "settings": settings,
+        "record": record.as_config(),
+        "report_progress": scheduler.active,
     }
     run_config = tune.RunConfig(
         name=path.name,
         storage_path=str(path.parent),
         verbose=0,
-        callbacks=[ProgressPrinter(len(variants), settings["train"]["steps"])],
+        callbacks=[ProgressPrinter(len(variants), settings["train"]["steps"], scheduler.name),
+                   StoppedTrialRecorder(record, scheduler.name)],
         failure_config=tune.FailureConfig(max_failures=max_failures(cluster)),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
     )
     tune_config = tune.TuneConfig(
+        scheduler=scheduler.create(context),
         max_concurrent_trials=cluster["max_concurrent_trials"] or None,
         # One process per concurrent slot, reused trial after trial: starting a fresh worker
         # (torch, compressai, mlflow imports) costs seconds per trial otherwise.
@@ -394,6 +403,16 @@ def run_trials(variants: list[Variant], settings: dict):
     )
     tuner = tune.Tuner(_trainable(cluster), param_space=param_space, tune_config=tune_config, run_config=run_config)
     return tuner.fit()
+
+
+def _decode_kflops(variants: list[Variant], scheduler) -> dict[str, float]:
+    """The plan's decode kFLOPs/px of each variant, for a scheduler that needs them."""
+    if not scheduler.needs_costs:
+        return {}
+    from rdc import names
+    from sweep.costs import reference_costs
+
+    return {v.variant_id: reference_costs(v.spec)[names.DECODE_KFLOPS_PER_PX] for v in variants}
 
 
 def restore_trials(settings: dict):
@@ -412,6 +431,9 @@ def _quiet_tune() -> None:
     # Keeping CHECKPOINTS_KEPT forces a state snapshot whenever a trial checkpoints that often,
     # which is what a driver crash needs; Tune warns about it each time on short test trials.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # A trial's reports differ by design: progress reports carry the scheduler's metric, checkpoint
+    # and final reports do not (a scheduler reads only the former; ASHA skips results without it).
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
 
 
 class _PrunedCheckpointFilter(logging.Filter):
@@ -425,17 +447,7 @@ class _PrunedCheckpointFilter(logging.Filter):
 
 
 def _trial_name(trial) -> str:
-    return trial.config["variant"]["variant_id"]
-
-
-def variant_config(variant: Variant) -> dict:
-    return {
-        "variant_id": variant.variant_id,
-        "family": variant.family,
-        "group": variant.group,
-        "spec_json": variant.spec_json,
-        "label": variant.label(),
-    }
+    return variant_of(trial.config).variant_id
 
 
 def last_line(error: BaseException) -> str:

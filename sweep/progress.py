@@ -12,11 +12,14 @@ import time
 
 from ray.tune import Callback
 
+from sweep.schedulers.recorder import stopped_step
+from sweep.variant import variant_of
+
 
 class ProgressPrinter(Callback):
-    def __init__(self, total: int, steps: int):
+    def __init__(self, total: int, steps: int, scheduler: str = "none"):
         # No stream is kept: Tune pickles callbacks, and pytest's or Jupyter's stdout cannot be.
-        self.total, self.steps = total, steps
+        self.total, self.steps, self.scheduler = total, steps, scheduler
         self.done = 0
         self.started = time.monotonic()
 
@@ -35,15 +38,15 @@ class ProgressPrinter(Callback):
         print(f"[{elapsed:6.0f}s {self.done}/{self.total} done] {text}", file=sys.stdout, flush=True)
 
     def _name(self, trial) -> str:
-        variant = trial.config["variant"]
-        return f"{variant['variant_id'][:8]} {variant['family']} {variant['label']}"
+        variant = variant_of(trial.config)
+        return f"{variant.variant_id[:8]} {variant.family} {variant.label()}"
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._print(f"start  {self._name(trial)}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if result.get("done") or result.get("failed"):
-            return
+        if result.get("done") or result.get("failed") or "train_loss" not in result:
+            return  # the end (printed on completion), or a progress report for the scheduler
         loss = result.get("train_loss", float("nan"))
         self._print(f"train  {self._name(trial)} step {result.get('step')}/{self.steps} loss {loss:.4f}")
 
@@ -55,7 +58,10 @@ class ProgressPrinter(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.done += 1
         result = trial.last_result or {}
-        if result.get("failed"):
+        stopped = stopped_step(trial)
+        if stopped is not None:
+            self._print(f"STOPPED {self._name(trial)} at step {stopped}/{self.steps} by {self.scheduler}")
+        elif result.get("failed"):
             self._print(f"FAILED {self._name(trial)}: {result['failed']}")
         elif result.get("skipped"):
             self._print(f"done   {self._name(trial)} (had finished already; not trained again)")

@@ -46,13 +46,13 @@ from models.errors import SpecError
 from models.spec import DEFAULT_M, TOP_LEVEL_KEYS, parse_spec
 from rdc import names
 from rdc.errors import UserError
+from sweep.costs import COST_COLUMNS
 from sweep.variant import Variant, canonical_json
 
 SPACE_KEYS = ("name", "description", "shared", "families", "constraints")
 FAMILY_KEYS = ("name",) + TOP_LEVEL_KEYS + ("constraints", "one_of")
 CONSTRAINT_KINDS = ("divisible", "max", "min")
-COST_KEYS = (names.PARAMS, names.DECODE_KFLOPS_PER_PX, names.DECODE_KMACS_PER_PX,
-             names.ENCODE_KFLOPS_PER_PX, names.ENCODE_KMACS_PER_PX)
+COST_KEYS = COST_COLUMNS  # what a budget constraint may bound (sweep.costs)
 RANGE_KEYS = ("from", "to", "step")
 MAX_VARIANTS = 100_000  # a grid beyond this is almost surely a typo (e.g. a huge range)
 # The name becomes an MLflow experiment and a folder under runs/: keep it plain.
@@ -258,9 +258,9 @@ def _span(values: list) -> str:
 
 
 def _default_costs(spec: dict) -> dict[str, float]:
-    from sweep.plan import reference_costs
+    from sweep.costs import reference_costs  # lazily: costing imports torch and the models
 
-    return reference_costs(spec)  # sweep.plan imports this module's users' rooms: import lazily
+    return reference_costs(spec)
 
 
 # -- parsing: YAML -> schema -----------------------------------------------------------------

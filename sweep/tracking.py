@@ -21,11 +21,15 @@ import hashlib
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
 from rdc import names
 from rdc.errors import UserError
+from sweep.variant import Variant, flatten_spec
+
+DEFAULT_TRACKING_URI = "sqlite:///runs/mlflow.db"  # tracking.uri's default, and the commands' --tracking-uri
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limits
 MAX_PARAMS_PER_BATCH = 100
@@ -38,6 +42,68 @@ _PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_AL
               "INVALID_STATE", "BAD_REQUEST", "PERMISSION_DENIED", "UNAUTHENTICATED", "ENDPOINT_NOT_FOUND"}
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """Where a sweep's runs live and how they are found again: the store, the experiment, the
+    sweep's name and the training-config id. The one thing tracking, launch and search are
+    given about a sweep (its runs carry the last two as tags)."""
+
+    uri: str
+    experiment: str
+    sweep: str
+    train_config_id: str
+
+    @classmethod
+    def of(cls, settings: dict) -> "SweepRecord":
+        """The record of a sweep from its settings (sweep.commands.sweep_settings)."""
+        return cls(settings["tracking"]["uri"], settings["experiment"], settings["sweep_name"],
+                   train_config_id(settings["train"], settings["data"]["train_dir"]))
+
+    def as_config(self) -> dict:
+        """Plain data for a trial's config (Tune keeps other objects out of what the driver sees)."""
+        return {"uri": self.uri, "experiment": self.experiment, "sweep": self.sweep,
+                "train_config_id": self.train_config_id}
+
+    def filter(self, variant_id: str | None = None) -> str:
+        """MLflow's filter for this sweep's runs (of one variant)."""
+        text = f"tags.{names.TAG_SWEEP} = '{self.sweep}' and tags.{names.TAG_TRAIN_CONFIG} = '{self.train_config_id}'"
+        if variant_id is not None:
+            text += f" and tags.{names.TAG_VARIANT_ID} = '{variant_id}'"
+        return text
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What MLflow holds about one variant of a sweep: what search strategies and the summary read."""
+
+    status: str  # MLflow's run status: FINISHED, FAILED, KILLED (names.STOPPED_STATUS), RUNNING, ...
+    metrics: dict[str, float]
+    failure: str = ""  # names.TAG_FAILURE
+    stopped_at: int | None = None  # names.TAG_STOPPED_EARLY: the step a scheduler stopped it at
+    stopped_by: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "FINISHED"
+
+    @property
+    def stopped(self) -> bool:
+        """Ended on purpose by a trial scheduler: a result, not a failure."""
+        return self.status == names.STOPPED_STATUS and self.stopped_at is not None
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left to train: finished, or stopped by a scheduler's decision."""
+        return self.finished or self.stopped
+
+    @classmethod
+    def of(cls, run) -> "RunState":
+        tags = run.data.tags
+        stopped = tags.get(names.TAG_STOPPED_EARLY)
+        return cls(run.info.status, dict(run.data.metrics), tags.get(names.TAG_FAILURE, ""),
+                   int(stopped) if stopped not in (None, "") else None, tags.get(names.TAG_STOPPED_BY, ""))
 
 
 class StaleAttempt(RuntimeError):
@@ -129,13 +195,6 @@ def ensure_experiment(uri: str, name: str, artifact_root: str | None) -> str:
         return experiment.experiment_id
 
 
-def _identity_filter(sweep: str, config_id: str, variant_id: str | None = None) -> str:
-    text = f"tags.{names.TAG_SWEEP} = '{sweep}' and tags.{names.TAG_TRAIN_CONFIG} = '{config_id}'"
-    if variant_id is not None:
-        text += f" and tags.{names.TAG_VARIANT_ID} = '{variant_id}'"
-    return text
-
-
 def _search_all(client, experiment_id: str, filter_string: str) -> list:
     out, token = [], None
     while True:
@@ -146,63 +205,72 @@ def _search_all(client, experiment_id: str, filter_string: str) -> list:
             return out
 
 
-def _sweep_runs(uri: str, experiment: str, sweep: str, config_id: str) -> list:
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+def _sweep_runs(record: SweepRecord) -> list:
+    if record.uri.startswith("sqlite:///") and not Path(record.uri[len("sqlite:///"):]).exists():
         return []  # looking must not create the store: a sweep refused later leaves nothing behind
-    client = _client(uri)
-    exp = client.get_experiment_by_name(experiment)
+    client = _client(record.uri)
+    exp = with_retries(lambda: client.get_experiment_by_name(record.experiment), what="finding the experiment")
     if exp is None:
         return []
-    return _search_all(client, exp.experiment_id, _identity_filter(sweep, config_id))
+    return with_retries(lambda: _search_all(client, exp.experiment_id, record.filter()), what="reading the runs")
 
 
-def finished_variant_ids(uri: str, experiment: str, sweep: str, config_id: str) -> set[str]:
-    """Variants of this sweep already FINISHED with this training config."""
-    return {r.data.tags[names.TAG_VARIANT_ID] for r in _sweep_runs(uri, experiment, sweep, config_id)
-            if r.info.status == "FINISHED"}
+def run_states(record: SweepRecord) -> dict[str, RunState]:
+    """variant_id -> what MLflow holds about its run, for every run of this sweep."""
+    return {r.data.tags[names.TAG_VARIANT_ID]: RunState.of(r) for r in _sweep_runs(record)}
 
 
-def discard_runs(uri: str, experiment: str, sweep: str, config_id: str, variant_ids: set[str]) -> int:
+def settled_variant_ids(record: SweepRecord) -> set[str]:
+    """Variants of this sweep with nothing left to train: FINISHED, or stopped by a scheduler."""
+    return {variant_id for variant_id, state in run_states(record).items() if state.settled}
+
+
+def discard_runs(record: SweepRecord, variant_ids: set[str]) -> int:
     """Soft-delete the runs of these variants (force=true retrains them into fresh runs)."""
-    client = _client(uri)
+    client = _client(record.uri)
     count = 0
-    for run in _sweep_runs(uri, experiment, sweep, config_id):
+    for run in _sweep_runs(record):
         if run.data.tags[names.TAG_VARIANT_ID] in variant_ids:
-            client.delete_run(run.info.run_id)  # recoverable: `mlflow runs restore`
+            with_retries(lambda: client.delete_run(run.info.run_id), what="deleting a run")  # `mlflow runs restore`
             count += 1
     return count
 
 
-def outcomes(uri: str, experiment: str, sweep: str, config_id: str) -> dict[str, tuple[str, str]]:
-    """variant_id -> (run status, failure reason or "") of every run of this sweep."""
-    return {r.data.tags[names.TAG_VARIANT_ID]: (r.info.status, r.data.tags.get(names.TAG_FAILURE, ""))
-            for r in _sweep_runs(uri, experiment, sweep, config_id)}
+def _end_open_run(record: SweepRecord, variant_id: str, status: str, tags: dict[str, str]) -> bool:
+    """End a variant's run with `status` and `tags`, unless it already ended; whether it did."""
+    from mlflow.entities import RunTag
+
+    client = _client(record.uri)
+    for run in _sweep_runs(record):
+        if run.data.tags[names.TAG_VARIANT_ID] == variant_id and run.info.status not in TERMINAL_STATUSES:
+            items = [RunTag(k, str(v)[:MAX_TAG_LENGTH]) for k, v in tags.items()]
+            with_retries(lambda: client.log_batch(run.info.run_id, tags=items), what="tagging the run")
+            with_retries(lambda: client.set_terminated(run.info.run_id, status=status), what="ending the run")
+            return True
+    return False
 
 
-def results(uri: str, experiment: str, sweep: str, config_id: str) -> dict[str, tuple[str, dict[str, float]]]:
-    """variant_id -> (run status, its latest metrics) of every run of this sweep."""
-    return {r.data.tags[names.TAG_VARIANT_ID]: (r.info.status, dict(r.data.metrics))
-            for r in _sweep_runs(uri, experiment, sweep, config_id)}
-
-
-def mark_failed(uri: str, experiment: str, sweep: str, config_id: str, variant_id: str, reason: str) -> None:
+def mark_failed(record: SweepRecord, variant_id: str, reason: str) -> bool:
     """End a variant's run FAILED with `reason`, unless it already ended: for trials Ray gave up on."""
-    client = _client(uri)
-    for run in _sweep_runs(uri, experiment, sweep, config_id):
-        if run.data.tags[names.TAG_VARIANT_ID] == variant_id and run.info.status not in ("FINISHED", "FAILED"):
-            client.set_tag(run.info.run_id, names.TAG_FAILURE, reason[:MAX_TAG_LENGTH])
-            client.set_terminated(run.info.run_id, status="FAILED")
+    return _end_open_run(record, variant_id, "FAILED", {names.TAG_FAILURE: reason})
+
+
+def mark_stopped(record: SweepRecord, variant_id: str, step: int, stopped_by: str) -> bool:
+    """End a variant's run as stopped by a trial scheduler at `step` (status names.STOPPED_STATUS,
+    tags names.TAG_STOPPED_EARLY and names.TAG_STOPPED_BY), unless it already ended."""
+    return _end_open_run(record, variant_id, names.STOPPED_STATUS,
+                         {names.TAG_STOPPED_EARLY: step, names.TAG_STOPPED_BY: stopped_by})
+
+
+TERMINAL_STATUSES = ("FINISHED", "FAILED", names.STOPPED_STATUS)
 
 
 class VariantRun:
     """The one MLflow run of a variant within a sweep, as seen by one attempt of its trial."""
 
-    def __init__(self, uri: str, experiment: str, sweep: str, variant: dict, train_settings: dict,
-                 train_data: str | None = None):
-        self.uri, self.experiment, self.sweep = uri, experiment, sweep
-        self.variant, self.train_settings = variant, train_settings
-        self.config_id = train_config_id(train_settings, train_data)
-        self.client = _client(uri)
+    def __init__(self, record: SweepRecord, variant: Variant, train_settings: dict):
+        self.record, self.variant, self.train_settings = record, variant, train_settings
+        self.client = _client(record.uri)
         self.run_id: str | None = None
         self.attempt = uuid.uuid4().hex
         self.previous_status: str | None = None  # the run's status before this attempt opened it
@@ -216,19 +284,19 @@ class VariantRun:
         return with_retries(self._open, what="opening the run")
 
     def _open(self) -> "VariantRun":
-        exp = self.client.get_experiment_by_name(self.experiment)
+        exp = self.client.get_experiment_by_name(self.record.experiment)
         if exp is None:
-            raise RuntimeError(f"experiment {self.experiment!r} does not exist; the driver creates it")
+            raise RuntimeError(f"experiment {self.record.experiment!r} does not exist; the driver creates it")
         run = self._find(exp.experiment_id)
         if run is None:
             tags = {
-                names.TAG_SWEEP: self.sweep,
-                names.TAG_VARIANT_ID: self.variant["variant_id"],
-                names.TAG_FAMILY: self.variant["family"],
-                names.TAG_TRAIN_CONFIG: self.config_id,
-                names.TAG_GROUP: self.variant["group"],
+                names.TAG_SWEEP: self.record.sweep,
+                names.TAG_VARIANT_ID: self.variant.variant_id,
+                names.TAG_FAMILY: self.variant.family,
+                names.TAG_TRAIN_CONFIG: self.record.train_config_id,
+                names.TAG_GROUP: self.variant.group,
             }
-            self.client.create_run(exp.experiment_id, tags=tags, run_name=self.variant["label"])
+            self.client.create_run(exp.experiment_id, tags=tags, run_name=self.variant.label())
             run = self._find(exp.experiment_id)  # two racing creators agree on the oldest run
         self.run_id = run.info.run_id
         self.previous_status = run.info.status
@@ -243,8 +311,7 @@ class VariantRun:
         return self
 
     def _find(self, experiment_id: str):
-        runs = _search_all(self.client, experiment_id,
-                           _identity_filter(self.sweep, self.config_id, self.variant["variant_id"]))
+        runs = _search_all(self.client, experiment_id, self.record.filter(self.variant.variant_id))
         if not runs:
             return None
         runs.sort(key=lambda r: (r.info.start_time, r.info.run_id))
@@ -266,8 +333,8 @@ class VariantRun:
     def _log_params(self) -> None:
         from mlflow.entities import Param
 
-        params = {names.SPEC_JSON_PARAM: self.variant["spec_json"]}
-        params.update({names.SPEC_PARAM_PREFIX + k: v for k, v in _flatten(json.loads(self.variant["spec_json"])).items()})
+        params = {names.SPEC_JSON_PARAM: self.variant.spec_json}
+        params.update({names.SPEC_PARAM_PREFIX + k: v for k, v in flatten_spec(self.variant.spec).items()})
         params.update({names.TRAIN_PARAM_PREFIX + k: v for k, v in self.train_settings.items()})
         items = [Param(k, str(v)) for k, v in params.items()]
         for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
@@ -340,13 +407,3 @@ def _whole_step_batches(rows: list[tuple[int, dict]]) -> list[list[tuple[int, di
         batches[-1].append((step, values))
         size += len(values)
     return batches
-
-
-def _flatten(node: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in node.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out

@@ -11,7 +11,6 @@ function of (seed, step)).
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,10 +22,13 @@ from jobs.crops import DEFAULT_CACHE, RandomCrops, TrainingSet
 from jobs.settings import TrainSettings
 from jobs.train import Trainer, TrainingDiverged
 from models import build
+from jobs.measure import measure
 from rdc import names
 from rdc.errors import UserError
-from sweep.measure import measure
-from sweep.tracking import VariantRun
+from sweep.schedulers.base import PROGRESS_METRIC, PROGRESS_SOURCE
+from sweep.schedulers.recorder import OUTCOME
+from sweep.tracking import SweepRecord, VariantRun
+from sweep.variant import Variant, variant_of
 
 TRAINER_FILE = "trainer.pt"
 FLUSH_SECONDS = 30.0  # between checkpoints, buffered metrics still reach MLflow this often
@@ -91,22 +93,24 @@ def run_variant(config: dict) -> None:
     from ray import tune
 
     started, started_at = time.perf_counter(), time.time()
-    variant, settings = config["variant"], config["settings"]
+    variant, settings = variant_of(config), config["settings"]
+    # .get: a sweep restored from before the record travelled rebuilds it from its settings
+    record = SweepRecord(**config["record"]) if config.get("record") else SweepRecord.of(settings)
+    report_progress = bool(config.get("report_progress"))
     train = TrainSettings(**settings["train"])
     torch.set_num_threads(max(1, int(settings["cluster"]["trial_cpus"])))
     fault = NonFiniteFault.parse(settings["fault_nonfinite"]) if settings.get("fault_nonfinite") else None
 
-    run = VariantRun(settings["tracking"]["uri"], settings["experiment"], settings["sweep_name"], variant,
-                     settings["train"], settings["data"]["train_dir"]).open()
+    run = VariantRun(record, variant, settings["train"]).open()
     if run.finished:
         # Finished before a restore or a driver crash caught up with it: never train twice.
         final = run.logged_metrics()
         tune.report({"step": int(final.get(names.TRAIN_STEPS, train.steps)), "done": True, "skipped": True,
-                     **_short(final)})
+                     OUTCOME: "skipped", **_short(final)})
         return
 
     torch.manual_seed(train.seed)  # the initial weights too: a variant trains identically every time
-    model = build(json.loads(variant["spec_json"])).to(trial_device(settings["cluster"]))
+    model = build(variant.spec).to(trial_device(settings["cluster"]))
     data = settings["data"]
     try:
         # .get: a sweep restored from before these keys existed still trains as it did
@@ -122,12 +126,17 @@ def run_variant(config: dict) -> None:
     train_started = time.perf_counter()
     try:
         while trainer.step < train.steps:
-            if fault is not None and fault.applies(variant["variant_id"], trainer.step):
+            if fault is not None and fault.applies(variant.variant_id, trainer.step):
                 fault.poison(model)
             metrics = trainer.train_step()
             step = trainer.step
             if step % train.log_every == 0 or step == train.steps:
                 buffer.add(step, metrics)
+                if report_progress and step < train.steps and PROGRESS_SOURCE in metrics:
+                    # A scheduler may stop the trial at this report: Tune then ends it inside
+                    # tune.report, so the metrics up to this step go to MLflow first.
+                    buffer.flush()
+                    tune.report({"step": step, PROGRESS_METRIC: float(metrics[PROGRESS_SOURCE])})
             if step % train.checkpoint_every == 0 or step == train.steps:
                 buffer.flush()  # metrics first: a checkpoint never runs ahead of MLflow
                 _checkpoint(trainer, {"step": step, **_short(metrics)})
@@ -140,7 +149,7 @@ def run_variant(config: dict) -> None:
     run.log_final(trainer.step, final)
     run.finish()
     # When and how long the trial worked, for the overhead benchmark (bench/bench_overhead.py).
-    tune.report({"step": trainer.step, "done": True, "trial_seconds": time.perf_counter() - started,
+    tune.report({"step": trainer.step, "done": True, OUTCOME: "finished", "trial_seconds": time.perf_counter() - started,
                  "started_at": started_at, **_short(final)})
 
 
@@ -149,7 +158,7 @@ def _fail(run: VariantRun, step: int, err: Exception) -> None:
     from ray import tune
 
     run.fail(str(err))
-    tune.report({"step": step, "failed": str(err)})
+    tune.report({"step": step, "failed": str(err), OUTCOME: "failed"})
 
 
 def trial_device(cluster: dict) -> torch.device:
@@ -188,7 +197,7 @@ def _node_cpus() -> float | None:
     return None
 
 
-def _measure_and_log(run: VariantRun, model: torch.nn.Module, variant: dict, settings: dict, lmbda: float) -> dict:
+def _measure_and_log(run: VariantRun, model: torch.nn.Module, variant: Variant, settings: dict, lmbda: float) -> dict:
     """The final measurements: tags and artifacts logged here, metrics returned for one batch."""
     shared = device_is_shared(settings["cluster"], _node_cpus())
     measured = measure(model, settings, lmbda, shared_device=shared)
@@ -198,7 +207,7 @@ def _measure_and_log(run: VariantRun, model: torch.nn.Module, variant: dict, set
             table.to_csv(Path(folder) / name, index=False)
             run.log_artifact(Path(folder) / name)
         path = Path(folder) / names.MODEL_ARTIFACT
-        torch.save({"spec": json.loads(variant["spec_json"]), "model": model.state_dict()}, path)
+        torch.save({"spec": variant.spec, "model": model.state_dict()}, path)
         run.log_artifact(path)
     return dict(measured.metrics)
 

@@ -25,17 +25,22 @@ import random
 import warnings
 from dataclasses import dataclass
 
+from typing import Callable
+
 from rdc import names
+from sweep.search.base import Runs, SearchStrategy
+from sweep.tracking import RunState
 from sweep.variant import Variant, canonical_json, flatten_spec
 
 OBJECTIVES = (names.RD_LOSS, names.DECODE_KFLOPS_PER_PX)  # both minimised
-FAMILY_PARAM = "family"
+GROUP_PARAM = "family"  # the Optuna parameter choosing the YAML family (Variant.group); the name
+# is kept from before Variants named their groupings, so seeded proposals stay the same
 ASKS_PER_PICK = 20  # proposals Optuna may make per variant wanted before the rest are drawn at random
 
 
 @dataclass(frozen=True)
 class Coordinates:
-    """The variants as Optuna parameters: family -> knobs that vary in it -> their values (JSON)."""
+    """The variants as Optuna parameters: YAML family (group) -> knobs that vary in it -> their values (JSON)."""
 
     families: tuple[str, ...]
     knobs: dict[str, dict[str, tuple[str, ...]]]
@@ -57,21 +62,21 @@ class Coordinates:
             for variant, spec in zip(members, flat):
                 point = tuple(canonical_json(spec.get(key)) for key in varying)
                 variant_at[(family, point)] = variant
-                params_of[variant.variant_id] = {FAMILY_PARAM: family,
+                params_of[variant.variant_id] = {GROUP_PARAM: family,
                                                  **{_param(family, key): text for key, text in zip(varying, point)}}
         return cls(tuple(by_family), knobs, variant_at, params_of)
 
     def distributions(self, params: dict[str, str]) -> dict:
         from optuna.distributions import CategoricalDistribution
 
-        family = params[FAMILY_PARAM]
-        out = {FAMILY_PARAM: CategoricalDistribution(self.families)}
+        family = params[GROUP_PARAM]
+        out = {GROUP_PARAM: CategoricalDistribution(self.families)}
         out.update({_param(family, key): CategoricalDistribution(choices) for key, choices in self.knobs[family].items()})
         return out
 
     def suggest(self, trial) -> Variant | None:
         """The variant an Optuna trial lands on; None where the space holds no such variant."""
-        family = trial.suggest_categorical(FAMILY_PARAM, self.families)
+        family = trial.suggest_categorical(GROUP_PARAM, self.families)
         point = tuple(trial.suggest_categorical(_param(family, key), choices) for key, choices in self.knobs[family].items())
         return self.variant_at.get((family, point))
 
@@ -85,28 +90,50 @@ def _param(family: str, key: str) -> str:
     return f"{family}:{key}"
 
 
-def sampler_for(name: str, seed: int, batch: int):
+def _tpe(seed: int, batch: int):
     import optuna
 
-    if name == "tpe":
-        # constant_liar: variants of one round are proposed before any of them has a result.
-        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, 2 * batch))
+    # constant_liar: variants of one round are proposed before any of them has a result.
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+
+def _nsga2(seed: int, batch: int):
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, 2 * batch))
+
+
+def _random(seed: int, batch: int):
+    import optuna
+
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def outcomes(runs: dict[str, tuple[str, dict[str, float]]]) -> dict[str, tuple[float, float] | None]:
-    """variant_id -> its objectives (a FINISHED run with both), or None (failed, or no result)."""
+# search.sampler -> Optuna sampler for (seed, variants per round). A new sampler is one line.
+SAMPLERS: dict[str, Callable] = {"tpe": _tpe, "nsga2": _nsga2, "random": _random}
+
+
+def sampler_for(name: str, seed: int, batch: int):
+    return SAMPLERS[name](seed, batch)
+
+
+PRUNED = "pruned"  # outcomes(): a run a trial scheduler stopped; Optuna learns it as a pruned trial
+
+
+def outcomes(runs: Runs) -> dict[str, tuple[float, float] | str | None]:
+    """variant_id -> its objectives (a FINISHED run with both), PRUNED (stopped by a scheduler),
+    or None (failed, or no result)."""
     out = {}
-    for variant_id, (status, metrics) in runs.items():
-        values = tuple(metrics.get(key) for key in OBJECTIVES)
-        finished = status == "FINISHED" and all(v is not None and math.isfinite(v) for v in values)
-        out[variant_id] = values if finished else None
+    for variant_id, state in runs.items():
+        values = tuple(state.metrics.get(key) for key in OBJECTIVES)
+        if state.finished and all(v is not None and math.isfinite(v) for v in values):
+            out[variant_id] = values
+        else:
+            out[variant_id] = PRUNED if state.stopped else None
     return out
 
 
-def study_of(coordinates: Coordinates, results: dict[str, tuple[float, float] | None], sampler):
+def study_of(coordinates: Coordinates, results: dict[str, tuple[float, float] | str | None], sampler):
     """A fresh Optuna study holding every result of a variant of this space, in a stable order."""
     import optuna
     from optuna.trial import TrialState, create_trial
@@ -118,16 +145,18 @@ def study_of(coordinates: Coordinates, results: dict[str, tuple[float, float] | 
         if params is None:  # a variant of an earlier version of the space
             continue
         values = results[variant_id]
+        if values == PRUNED:
+            state, values = TrialState.PRUNED, None
+        else:
+            state = TrialState.COMPLETE if values else TrialState.FAIL
         study.add_trial(create_trial(params=params, distributions=coordinates.distributions(params),
-                                     values=list(values) if values else None,
-                                     state=TrialState.COMPLETE if values else TrialState.FAIL))
+                                     values=list(values) if values else None, state=state))
     return study
 
 
-def propose(variants: list[Variant], runs: dict[str, tuple[str, dict[str, float]]], count: int, *,
-            sampler: str = "tpe", seed: int = 0) -> list[Variant]:
+def propose(variants: list[Variant], runs: Runs, count: int, *, sampler: str = "tpe", seed: int = 0) -> list[Variant]:
     """Up to `count` variants not tried yet, chosen by Optuna from the results in `runs`
-    (variant_id -> (status, metrics)). Deterministic for the same runs, sampler and seed."""
+    (variant_id -> RunState). Deterministic for the same runs, sampler and seed."""
     from optuna.trial import TrialState
 
     coordinates = Coordinates.of(variants)
@@ -160,3 +189,39 @@ def propose(variants: list[Variant], runs: dict[str, tuple[str, dict[str, float]
 def round_size(search: dict, slots: int) -> int:
     """Variants per round: search.batch, else as many as the cluster runs at once."""
     return search["batch"] or max(1, slots)
+
+
+class OptunaSearch(SearchStrategy):
+    """`search=optuna`: `search.budget` variants, proposed by Optuna in rounds of `search.batch`."""
+
+    name = "optuna"
+    force_refusal = "search=optuna continues from every run of the sweep"
+
+    @classmethod
+    def check_config(cls, search: dict) -> None:
+        from rdc.errors import UserError
+
+        if search["budget"] < 1:
+            raise UserError("search.budget", search["budget"],
+                            allowed="a positive integer: how many variants search=optuna trains")
+
+    def tried(self, runs: Runs) -> int:
+        return sum(v.variant_id in runs for v in self.variants)
+
+    def left(self, runs: Runs) -> int:
+        """Variants the search may still train: its budget (at most the space) less those with a run."""
+        return max(0, min(self.search["budget"], len(self.variants)) - self.tried(runs))
+
+    def describe(self, runs: Runs) -> str:
+        whole = " (the whole space)" if self.search["budget"] > len(self.variants) else ""
+        return (f", optuna search ({self.search['sampler']}): {len(self.variants)} variants, budget "
+                f"{self.search['budget']}{whole}, {self.tried(runs)} tried, {self.left(runs)} to train")
+
+    def propose(self, runs: Runs, slots: int, launched: list[str]) -> list[Variant]:
+        count = min(self.left(runs), round_size(self.search, slots))
+        if count <= 0:
+            return []
+        return propose(self.variants, runs, count, sampler=self.search["sampler"], seed=self.search["seed"])
+
+    def round_line(self, picks: list[Variant]) -> str:
+        return f"search round: {len(picks)} variant(s) proposed by optuna ({self.search['sampler']})"

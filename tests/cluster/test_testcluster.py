@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rdc import names
-from sweep import testcluster
+from tests.cluster import testcluster
 from tests.cluster.rig import (REPO, kill_group, make_root, start_driver, steps_of, sweep_args, sweep_runs,
                                trial_results, wait_for, write_space)
 from tests.conftest import TEST_SCALE
@@ -59,7 +59,7 @@ def cluster(tmp_path_factory):
 def run_sweep(cluster, space: str, log_name: str):
     args = sweep_args(cluster["root"], space, steps=STEPS, log_every=LOG_EVERY, checkpoint_every=CHECKPOINT_EVERY,
                       extra=("cluster=testcluster", "tracking=testcluster"))
-    prefix = [sys.executable, "-m", "sweep.testcluster", "--name", cluster["name"], "--state", str(cluster["state"]),
+    prefix = [sys.executable, "-m", "tests.cluster.testcluster", "--name", cluster["name"], "--state", str(cluster["state"]),
               "exec", "--"]
     log = cluster["root"] / log_name
     return start_driver(args, log, prefix=prefix, env=cluster["env"]), log

@@ -1,17 +1,12 @@
 """The test cluster's command line refuses what it cannot build, in one line, before touching
-the network; `down` of a cluster that is not up is harmless."""
+the network (no root or iproute2 needed for that); `down` of a cluster that is not up is harmless."""
 
 from __future__ import annotations
-
-import os
-import shutil
 
 import pytest
 
 from rdc.errors import UserError
-from sweep import testcluster
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2")
+from tests.cluster import testcluster
 
 
 @pytest.mark.parametrize("argv, key", [

@@ -1,4 +1,4 @@
-"""A real multi-node Ray cluster on one machine, for tests and drills: `python -m sweep.testcluster up|down`.
+"""A real multi-node Ray cluster on one machine, for tests and drills: `python -m tests.cluster.testcluster up|down`.
 
 Ray will not put two nodes on loopback, and this machine may send traffic only to 127.0.0.1
 or to hosts it makes itself. So each host is a Linux network namespace with its own address,
@@ -127,11 +127,14 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
 
 
+NETNS_DIR = Path("/run/netns")  # where `ip netns add` keeps a named namespace (what `ip netns list` reads)
+
+
 def namespaces(name: str) -> list[str]:
-    """This cluster's namespaces that exist now."""
-    listed = _ip("netns", "list", check=False).stdout.split("\n")
-    names_ = [line.split()[0] for line in listed if line.strip()]
-    return [ns for ns in names_ if ns.startswith(f"{name}-")]
+    """This cluster's namespaces that exist now (readable without root or iproute2)."""
+    if not NETNS_DIR.is_dir():
+        return []
+    return sorted(path.name for path in NETNS_DIR.iterdir() if path.name.startswith(f"{name}-"))
 
 
 def _temp_dir(cluster: Cluster, host: Host) -> Path:
@@ -166,16 +169,17 @@ def up(name: str, state_dir: str, workers: int, cpus: float) -> Cluster:
 
 
 def _check_can_build(name: str, workers: int, cpus: float) -> None:
-    if os.geteuid() != 0:
-        raise UserError("user", os.geteuid(), reason="network namespaces need root", allowed="root (CI runs as root)")
-    if shutil.which("ip") is None:
-        raise UserError("ip", None, reason="iproute2 is not installed", allowed="apt-get install iproute2")
+    # The arguments first: checking them needs neither root nor iproute2.
     if not name or not name.replace("-", "").isalnum() or len(name) > 8:
         raise UserError("--name", name, allowed="up to 8 letters, digits or '-' (interface names are short)")
     if not 1 <= workers <= MAX_WORKERS:
         raise UserError("--workers", workers, allowed=f"1..{MAX_WORKERS}")
     if cpus <= 0:
         raise UserError("--cpus", cpus, allowed="a positive number of CPUs per node")
+    if os.geteuid() != 0:
+        raise UserError("user", os.geteuid(), reason="network namespaces need root", allowed="root (CI runs as root)")
+    if shutil.which("ip") is None:
+        raise UserError("ip", None, reason="iproute2 is not installed", allowed="apt-get install iproute2")
     if namespaces(name):
         raise UserError("--name", name, reason=f"a test cluster of this name is up ({', '.join(namespaces(name))})",
                         allowed="`make cluster-down` first, or another RDC_TESTCLUSTER_NAME")
@@ -336,7 +340,7 @@ def _signal(pids: set[int], sig: int) -> None:
 
 # -- command line -------------------------------------------------------------------------------
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m sweep.testcluster", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.cluster.testcluster", description=__doc__.split("\n")[0])
     parser.add_argument("--name", default=os.environ.get(NAME_ENV, "rdc"), help=f"namespace prefix (env {NAME_ENV})")
     parser.add_argument("--state", default=os.environ.get(DIR_ENV, "runs/testcluster"),
                         help=f"state folder: logs, token, the tracking server's store (env {DIR_ENV})")
@@ -361,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster = up(args.name, args.state, args.workers, args.cpus)
         print(f"test cluster {cluster.name!r} is up: Ray at {cluster.ray_address} "
               f"({1 + args.workers} nodes), MLflow at {cluster.tracking_uri}; state in {cluster.state_dir}")
-        print(f"  sweep: {sys.executable} -m sweep.testcluster exec -- {VENV_BIN / 'rdc'} sweep "
+        print(f"  sweep: {sys.executable} -m tests.cluster.testcluster exec -- {VENV_BIN / 'rdc'} sweep "
               f"cluster=testcluster tracking=testcluster")
         return 0
     if args.command == "down":
@@ -388,5 +392,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except UserError as err:
-        print(f"python -m sweep.testcluster: error: {err}", file=sys.stderr)
+        print(f"python -m tests.cluster.testcluster: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)

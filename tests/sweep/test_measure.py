@@ -7,7 +7,7 @@ import torch
 
 from models import build
 from rdc import names
-from sweep.measure import measure
+from jobs.measure import measure
 
 SPEC = {"M": 16, "transform": {"type": "conv", "N": 8}, "entropy": {"type": "hyperprior"},
         "hyper": {"type": "conv", "N": 8}}

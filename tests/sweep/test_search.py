@@ -10,8 +10,9 @@ from mlflow.tracking import MlflowClient
 
 from rdc import names
 from rdc.cli import main
-from sweep.search import Coordinates, outcomes, propose, study_of
+from sweep.search.optuna import PRUNED, Coordinates, outcomes, propose, study_of
 from sweep.space import expand
+from sweep.tracking import RunState
 from tests.cluster.rig import make_root, sweep_args, write_space
 
 SPACE = {
@@ -30,7 +31,7 @@ def variants():
 
 
 def finished(metrics_by_id: dict[str, tuple[float, float]]) -> dict:
-    return {vid: ("FINISHED", {names.RD_LOSS: loss, names.DECODE_KFLOPS_PER_PX: kflops})
+    return {vid: RunState("FINISHED", {names.RD_LOSS: loss, names.DECODE_KFLOPS_PER_PX: kflops})
             for vid, (loss, kflops) in metrics_by_id.items()}
 
 
@@ -49,7 +50,7 @@ def test_every_variant_is_one_point_of_optuna_s_space(variants):
 
 def test_proposals_are_untried_variants_of_the_space_and_repeat_for_the_same_history(variants):
     history = finished({variants[0].variant_id: (1.0, 5.0), variants[1].variant_id: (0.8, 9.0)})
-    history[variants[2].variant_id] = ("FAILED", {})
+    history[variants[2].variant_id] = RunState("FAILED", {})
     first = propose(variants, history, 3, sampler="tpe", seed=7)
     again = propose(variants, history, 3, sampler="tpe", seed=7)
     assert first == again and len(first) == 3 and len(set(first)) == 3
@@ -70,12 +71,15 @@ def test_a_space_with_holes_and_a_nearly_spent_budget(variants):
 def test_the_study_is_rebuilt_from_mlflow_results(variants):
     runs = finished({variants[0].variant_id: (1.0, 5.0), variants[1].variant_id: (0.5, 9.0),
                      variants[2].variant_id: (2.0, 9.5)})
-    runs[variants[3].variant_id] = ("FAILED", {names.RD_LOSS: float("nan")})
-    runs[variants[4].variant_id] = ("FINISHED", {names.RD_LOSS: float("nan"), names.DECODE_KFLOPS_PER_PX: 1.0})
-    runs["from-an-older-space"] = ("FINISHED", {names.RD_LOSS: 0.1, names.DECODE_KFLOPS_PER_PX: 0.1})
+    runs[variants[3].variant_id] = RunState("FAILED", {names.RD_LOSS: float("nan")})
+    runs[variants[4].variant_id] = RunState("FINISHED", {names.RD_LOSS: float("nan"), names.DECODE_KFLOPS_PER_PX: 1.0})
+    runs[variants[5].variant_id] = RunState(names.STOPPED_STATUS, {names.TRAIN_LOSS: 3.0}, stopped_at=4, stopped_by="asha")
+    runs["from-an-older-space"] = RunState("FINISHED", {names.RD_LOSS: 0.1, names.DECODE_KFLOPS_PER_PX: 0.1})
+    assert outcomes(runs)[variants[5].variant_id] == PRUNED
     study = study_of(Coordinates.of(variants), outcomes(runs), optuna.samplers.RandomSampler(seed=0))
     states = [t.state.name for t in study.trials]
-    assert states.count("COMPLETE") == 3 and states.count("FAIL") == 2
+    # A trial a scheduler stopped is a pruned one for Optuna, not a failure.
+    assert (states.count("COMPLETE"), states.count("FAIL"), states.count("PRUNED")) == (3, 2, 1)
     front = {tuple(t.values) for t in study.best_trials}
     assert front == {(1.0, 5.0), (0.5, 9.0)}  # (2.0, 9.5) is dominated
 

@@ -4,8 +4,8 @@ fencing of stale attempts, failure reasons. A real sqlite MLflow store, no Ray."
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
+import itertools
 import socket
 
 import pytest
@@ -17,7 +17,8 @@ from mlflow.tracking import MlflowClient
 from rdc import names
 from rdc.errors import UserError
 from sweep import tracking
-from sweep.tracking import StaleAttempt, VariantRun
+from sweep.tracking import StaleAttempt, SweepRecord, VariantRun
+from sweep.variant import Variant, canonical_json
 
 TRAIN = {"steps": 20, "lr": 1e-4, "seed": 0}
 _names = itertools.count()
@@ -36,14 +37,23 @@ def sweep() -> str:
     return f"sweep{next(_names)}"
 
 
-def variant(variant_id: str = "v0") -> dict:
-    spec = {"M": 8, "transform": {"type": "conv", "N": 8}}
-    return {"variant_id": variant_id, "family": "Conv/Hyperprior:Conv", "group": "g", "label": "M=8",
-            "spec_json": json.dumps(spec)}
+SPEC = {"M": 8, "entropy": {"type": "hyperprior"}, "hyper": {"N": 8, "type": "conv"}, "transform": {"N": 8, "type": "conv"}}
+
+
+def variant(variant_id: str = "v0") -> Variant:
+    return Variant(variant_id, "Conv/Hyperprior:Conv", "g", canonical_json(SPEC))
+
+
+def record(store: str, sweep: str, train: dict = TRAIN) -> SweepRecord:
+    return SweepRecord(store, "exp", sweep, tracking.train_config_id(train))
 
 
 def open_run(store: str, sweep: str, variant_id: str = "v0") -> VariantRun:
-    return VariantRun(store, "exp", sweep, variant(variant_id), TRAIN).open()
+    return VariantRun(record(store, sweep), variant(variant_id), TRAIN).open()
+
+
+def outcomes(store: str, sweep: str) -> dict[str, tuple[str, str]]:
+    return {v: (state.status, state.failure) for v, state in tracking.run_states(record(store, sweep)).items()}
 
 
 def runs_of(store: str, sweep: str) -> list:
@@ -149,8 +159,7 @@ def test_a_failure_ends_the_run_with_its_reason_and_a_relaunch_clears_it(store, 
     ended = MlflowClient(store).get_run(run.run_id)
     assert ended.info.status == "FAILED"
     assert ended.data.tags[names.TAG_FAILURE] == "loss became nan at step 3"
-    assert tracking.outcomes(store, "exp", sweep, tracking.train_config_id(TRAIN)) == {
-        "v0": ("FAILED", "loss became nan at step 3")}
+    assert outcomes(store, sweep) == {"v0": ("FAILED", "loss became nan at step 3")}
     again = open_run(store, sweep)
     reopened = MlflowClient(store).get_run(again.run_id)
     assert again.run_id == run.run_id
@@ -167,9 +176,9 @@ def test_a_finished_run_is_left_alone(store, sweep):
     stored = MlflowClient(store).get_run(run.run_id)
     assert stored.info.status == "FINISHED"
     assert stored.data.tags[names.TAG_ATTEMPT] == run.attempt
-    assert tracking.finished_variant_ids(store, "exp", sweep, tracking.train_config_id(TRAIN)) == {"v0"}
+    assert tracking.settled_variant_ids(record(store, sweep)) == {"v0"}
     # Other training settings are another identity: not finished.
-    assert tracking.finished_variant_ids(store, "exp", sweep, tracking.train_config_id({**TRAIN, "steps": 30})) == set()
+    assert tracking.settled_variant_ids(record(store, sweep, {**TRAIN, "steps": 30})) == set()
 
 
 def test_final_metrics_are_logged_once(store, sweep):
@@ -182,17 +191,33 @@ def test_final_metrics_are_logged_once(store, sweep):
 
 
 def test_force_discards_runs_and_mark_failed_ends_only_open_ones(store, sweep):
-    config_id = tracking.train_config_id(TRAIN)
     done = open_run(store, sweep, "v0")
     done.finish()
     open_run(store, sweep, "v1")
-    tracking.mark_failed(store, "exp", sweep, config_id, "v0", "trial error: x")
-    tracking.mark_failed(store, "exp", sweep, config_id, "v1", "trial error: worker died")
-    assert tracking.outcomes(store, "exp", sweep, config_id) == {
-        "v0": ("FINISHED", ""), "v1": ("FAILED", "trial error: worker died")}
-    assert tracking.discard_runs(store, "exp", sweep, config_id, {"v0"}) == 1
-    assert set(tracking.outcomes(store, "exp", sweep, config_id)) == {"v1"}
+    assert not tracking.mark_failed(record(store, sweep), "v0", "trial error: x")
+    assert tracking.mark_failed(record(store, sweep), "v1", "trial error: worker died")
+    assert outcomes(store, sweep) == {"v0": ("FINISHED", ""), "v1": ("FAILED", "trial error: worker died")}
+    assert tracking.discard_runs(record(store, sweep), {"v0"}) == 1
+    assert set(outcomes(store, sweep)) == {"v1"}
     assert open_run(store, sweep, "v0").run_id != done.run_id
+
+
+def test_a_stopped_run_ends_killed_with_its_step_and_is_settled_not_failed(store, sweep):
+    open_run(store, sweep, "v0").finish()
+    stopped = open_run(store, sweep, "v1")
+    assert tracking.mark_stopped(record(store, sweep), "v1", 40, "asha")
+    assert not tracking.mark_stopped(record(store, sweep), "v0", 40, "asha")  # it ended by itself
+    ended = MlflowClient(store).get_run(stopped.run_id)
+    assert ended.info.status == names.STOPPED_STATUS == "KILLED"
+    assert (ended.data.tags[names.TAG_STOPPED_EARLY], ended.data.tags[names.TAG_STOPPED_BY]) == ("40", "asha")
+    states = tracking.run_states(record(store, sweep))
+    assert states["v1"].stopped and states["v1"].stopped_at == 40 and not states["v1"].finished
+    assert not states["v0"].stopped
+    assert tracking.settled_variant_ids(record(store, sweep)) == {"v0", "v1"}
+    # A run killed by hand (no scheduler's tag) is not settled: a re-run trains it.
+    by_hand = open_run(store, sweep, "v2")
+    MlflowClient(store).set_terminated(by_hand.run_id, status="KILLED")
+    assert not tracking.run_states(record(store, sweep))["v2"].stopped
 
 
 def test_training_identity_covers_the_training_images():

@@ -1,0 +1,75 @@
+"""The interface every trial scheduler implements, and what it is given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+from rdc import names
+from rdc.errors import UserError
+from sweep.variant import Variant
+
+# What a trial reports while it trains, for schedulers to rank trials by (lower is better):
+# the value of PROGRESS_SOURCE at every train.log_every step, reported after every metric up to
+# that step is in MLflow. The training loss is the RD objective (lambda * 255^2 * mse + bpp) on
+# the training crops; switch the source to names.EVAL_RD_LOSS (the held-out curve) once the
+# trainable logs it every train.eval_every steps.
+PROGRESS_METRIC = "progress_rd_loss"
+PROGRESS_SOURCE = names.TRAIN_LOSS
+TIME_ATTR = "step"
+
+
+@dataclass(frozen=True)
+class SchedulerContext:
+    """What a scheduler knows of a round before it starts."""
+
+    steps: int  # train.steps: every trial's time axis (TIME_ATTR) ends there
+    variants: tuple[Variant, ...] = ()  # the round's trials, one per variant
+    # variant_id -> the plan's decode kFLOPs/px at the reference size (jobs.profile): exact and
+    # known before training; filled only for a scheduler whose class sets needs_costs.
+    decode_kflops: Mapping[str, float] = field(default_factory=dict)
+    metric: str = PROGRESS_METRIC
+    mode: str = "min"
+    time_attr: str = TIME_ATTR
+
+
+class TrialSchedulerFactory:
+    """A named trial scheduler with its options from YAML (conf/scheduler/<name>.yaml).
+
+    Subclasses set `name`, `options` (option -> default) and implement `create`; `check` may
+    refuse option values beyond their type. The options are checked when the config is loaded,
+    before anything starts, so a bad one is a UserError naming `scheduler.<option>`.
+    """
+
+    name: ClassVar[str]
+    options: ClassVar[dict[str, Any]] = {}
+    needs_costs: ClassVar[bool] = False  # whether create() reads SchedulerContext.decode_kflops
+
+    def __init__(self, given: dict, steps: int):
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            raise UserError(f"scheduler.{unknown[0]}", given[unknown[0]], reason=f"not an option of scheduler={self.name}",
+                            allowed=", ".join(["name", *self.options]))
+        self.values = {**self.options, **given}
+        self.steps = steps
+        self.check(self.values, steps)
+
+    def check(self, values: dict, steps: int) -> None:
+        """UserError for an option value this scheduler cannot use with train.steps=`steps`."""
+
+    @property
+    def active(self) -> bool:
+        """Whether trials must report PROGRESS_METRIC while they train."""
+        return True
+
+    def create(self, context: SchedulerContext):
+        """The Ray Tune TrialScheduler for one round (None: Tune's FIFO, nothing stopped)."""
+        raise NotImplementedError
+
+
+def positive_int(values: dict, key: str, *, allow_none: bool = False, minimum: int = 1) -> None:
+    value = values[key]
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"scheduler.{key}", value, allowed=("null or " if allow_none else "") + f"an integer >= {minimum}")

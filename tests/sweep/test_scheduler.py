@@ -1,0 +1,89 @@
+"""Trial schedulers plug in by name (conf/scheduler/), are checked before anything starts, and a
+trial one stops ends its MLflow run stopped (names.STOPPED_STATUS, the step, the scheduler), counted
+apart from failures, and is not trained again by a re-run. One real sweep on a real Ray instance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from rdc import names
+from rdc.cli import main
+from rdc.errors import UserError
+from sweep.config import load_config
+from sweep.schedulers import PROGRESS_METRIC, SCHEDULERS, SchedulerContext, TrialSchedulerFactory, scheduler_for
+from tests.cluster.rig import history, make_root, sweep_args
+
+# Two variants that differ only in M, trained one after the other on the same seeded crops. At
+# the rung (step 2) the second (M=8) has 3x the training loss of the first (M=64) on the same
+# batch, so ASHA (reduction factor 2: the better half goes on) stops it there.
+SPACE = """
+name: asha
+shared:
+  entropy: {type: hyperprior}
+  hyper: {type: conv, N: 8}
+  transform: {type: conv, N: 8}
+families:
+  - name: tiny
+    M: [64, 8]
+"""
+STEPS, GRACE = 6, 2
+
+
+def test_the_registry_resolves_names_and_checks_options_before_anything_starts():
+    assert set(SCHEDULERS) >= {"none", "asha"}
+    for name, cls in SCHEDULERS.items():
+        assert issubclass(cls, TrialSchedulerFactory) and cls.name == name
+    assert scheduler_for(None, 100).create(SchedulerContext(100)) is None
+    assert load_config([])["scheduler"] == {"name": "none"}
+    for overrides, key in ((["scheduler=asha", "+scheduler.rungs=3"], "scheduler.rungs"),
+                           (["scheduler=asha", "scheduler.reduction_factor=1"], "scheduler.reduction_factor"),
+                           (["scheduler=asha", "scheduler.grace_period=300", "train.steps=300"], "scheduler.grace_period"),
+                           (["scheduler.name=hyperband"], "scheduler.name")):
+        with pytest.raises(UserError) as err:
+            load_config(overrides)
+        assert err.value.key == key, overrides
+
+
+def test_asha_ranks_the_progress_metric_by_step_below_the_last_step():
+    from ray.tune.schedulers import ASHAScheduler
+
+    cfg = load_config(["scheduler=asha", "train.steps=300"])
+    scheduler = scheduler_for(cfg["scheduler"], 300).create(SchedulerContext(300))
+    assert isinstance(scheduler, ASHAScheduler)
+    assert (scheduler._time_attr, scheduler._metric, scheduler._mode) == ("step", PROGRESS_METRIC, "min")
+    milestones = sorted(r[0] for r in scheduler._brackets[0]._rungs)
+    assert milestones == [30, 90, 270]  # a tenth of the steps, then x3, below train.steps
+
+
+@pytest.mark.slow
+def test_an_asha_stopped_trial_ends_its_run_stopped_with_its_step_and_is_not_retrained(tmp_path: Path, capsys):
+    root = make_root(tmp_path)
+    (root / "conf" / "search_space" / "asha.yaml").write_text(SPACE)
+    args = sweep_args(root, "asha", steps=STEPS, log_every=1, checkpoint_every=3,
+                      extra=("scheduler=asha", f"scheduler.grace_period={GRACE}", "scheduler.reduction_factor=2",
+                             "cluster.max_concurrent_trials=1"))
+    assert main(args) == 0  # a stopped trial is no failure
+    out = capsys.readouterr().out
+    assert "finished 1/2 variants, 1 stopped early" in out
+    assert f"STOPPED " in out and f"at step {GRACE}/{STEPS} by asha" in out
+
+    uri = f"sqlite:///{root / 'runs' / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    runs = {int(r.data.params[names.SPEC_PARAM_PREFIX + "M"]): r
+            for r in client.search_runs([client.get_experiment_by_name("asha").experiment_id])}
+    kept, stopped = runs[64], runs[8]
+    # What ASHA saw at the rung is what MLflow holds: the second trial was worse there.
+    assert history(uri, stopped.info.run_id)[-1][1] > dict(history(uri, kept.info.run_id))[GRACE]
+    assert kept.info.status == "FINISHED" and names.TAG_STOPPED_EARLY not in kept.data.tags
+    assert stopped.info.status == names.STOPPED_STATUS
+    assert stopped.data.tags[names.TAG_STOPPED_EARLY] == str(GRACE)
+    assert stopped.data.tags[names.TAG_STOPPED_BY] == "asha"
+    assert names.TAG_FAILURE not in stopped.data.tags and names.RD_LOSS not in stopped.data.metrics
+    # Every step up to the decision reached MLflow before the scheduler saw it.
+    assert [step for step, _ in history(uri, stopped.info.run_id)] == list(range(1, GRACE + 1))
+
+    assert main(args) == 0  # settled: a re-run trains neither
+    assert "2 variants, 1 already finished, 1 stopped early, 0 to train" in capsys.readouterr().out
