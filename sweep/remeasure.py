@@ -27,8 +27,7 @@ from pathlib import Path
 
 from rdc import names
 from rdc.errors import UserError
-
-DEFAULT_TRACKING_URI = "sqlite:///runs/mlflow.db"
+from sweep.tracking import DEFAULT_TRACKING_URI, FinishedRun, StaleAttempt, client as _client, search_all, with_retries
 PROFILE_CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "profile"
 STEP = 0  # runtime metrics are not a curve: one value, at step 0
 
@@ -45,17 +44,6 @@ def tracking_uri(uri: str | None) -> str:
     return uri
 
 
-def _client(uri: str):
-    import logging
-
-    # A command's stderr is for its own error lines: no download progress bars, no INFO chatter.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
-
-
 def find_experiment(client, name: str, uri: str):
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
@@ -67,13 +55,7 @@ def find_experiment(client, name: str, uri: str):
 
 def finished_and_other_runs(client, experiment_id: str) -> tuple[list, list]:
     """(FINISHED runs oldest first, runs in any other state)."""
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            break
+    runs = with_retries(lambda: search_all(client, experiment_id), what="reading the runs")
     runs.sort(key=lambda r: r.info.start_time)
     return [r for r in runs if r.info.status == "FINISHED"], [r for r in runs if r.info.status != "FINISHED"]
 
@@ -270,11 +252,11 @@ def _flops_size(tag: str | None) -> tuple[int, ...]:
 
 def _profile_run(client, run, device, protocol, images, images_label: str) -> str:
     import torch
-    from mlflow.entities import Metric, RunTag
 
     from jobs.profile import flops_metrics, profile_runtime
 
     run_id = run.info.run_id
+    target = FinishedRun(client, run)
     model = load_run_model(client, run_id, run.info.run_name)
     try:
         runtime = profile_runtime(model, images, device, protocol)
@@ -286,26 +268,19 @@ def _profile_run(client, run, device, protocol, images, images_label: str) -> st
     # the size the run's other FLOPs were counted at.
     size = _flops_size(run.data.tags.get(names.TAG_FLOPS_SIZE))
     costs = {k: v for k, v in flops_metrics(model.cpu(), *size).items() if k not in run.data.metrics}
-    with tempfile.TemporaryDirectory() as folder:
-        table = Path(folder) / names.runtime_table(runtime.device)
-        runtime.table().to_csv(table, index=False)
-        client.log_artifact(run_id, str(table))
-    client.log_batch(run_id, tags=[RunTag(names.runtime_protocol_tag(runtime.device), runtime.describe(images_label))])
-    # Metrics last, in one batch: they are what marks the run as profiled. Read the run again
-    # so that a concurrent `rdc profile` on this device cannot make us write a second value.
-    present = client.get_run(run_id).data.metrics
-    now = _now_ms()
-    items = [Metric(k, float(v), now, STEP) for k, v in {**metrics, **costs}.items() if k not in present]
-    if items:
-        client.log_batch(run_id, metrics=items)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            table = Path(folder) / names.runtime_table(runtime.device)
+            runtime.table().to_csv(table, index=False)
+            target.log_artifact(table)
+        target.set_tags({names.runtime_protocol_tag(runtime.device): runtime.describe(images_label)})
+        # Metrics last, in one batch: they are what marks the run as profiled. The run is read
+        # again first, so a concurrent `rdc profile` on this device cannot make us write a second value.
+        target.log_new_metrics({**metrics, **costs}, STEP)
+    except StaleAttempt as err:
+        raise UserError(f"run {run_id}", None, reason=str(err), allowed="rdc profile again once the sweep is done") from None
     summary = {stage: runtime.summary(stage) for stage in names.RUNTIME_STAGES}
     return ", ".join(f"{stage} {s[names.MS]:.2f} ms (cv {100 * s[names.CV]:.1f}%)" for stage, s in summary.items())
-
-
-def _now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)
 
 
 # -- rdc eval ----------------------------------------------------------------------------------
@@ -352,7 +327,10 @@ def eval_main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / Path(artifact).name
             table.to_csv(path, index=False)
-            client.log_artifact(args.run, str(path), names.EVAL_TABLE_DIR)
+            try:
+                FinishedRun(client, run).log_artifact(path, names.EVAL_TABLE_DIR)
+            except StaleAttempt as err:
+                raise UserError("--run", args.run, reason=str(err), allowed="rdc eval again once the run is done") from None
 
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     s = evaluation.summary

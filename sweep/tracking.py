@@ -110,7 +110,14 @@ class StaleAttempt(RuntimeError):
     """A newer attempt of the same trial owns the run; this one must stop writing."""
 
 
-def _client(uri: str):
+def client(uri: str):
+    """The MLflow client every room of sweep/ uses (commands print their own lines on stderr:
+    MLflow's INFO chatter and download progress bars are kept off it)."""
+    import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
@@ -175,8 +182,8 @@ def train_config_id(train_settings: dict, train_data: str | None = None) -> str:
 
 def ensure_experiment(uri: str, name: str, artifact_root: str | None) -> str:
     """The experiment's id, creating it (with an explicit artifact location) if needed."""
-    client = _client(uri)
-    experiment = client.get_experiment_by_name(name)
+    mlflow = client(uri)
+    experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             raise UserError("sweep_name", name, reason="an MLflow experiment of this name was deleted",
@@ -186,16 +193,17 @@ def ensure_experiment(uri: str, name: str, artifact_root: str | None) -> str:
     if artifact_root:
         location = artifact_root if "://" in artifact_root else Path(artifact_root, name).resolve().as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return mlflow.create_experiment(name, artifact_location=location)
     except Exception:
         # Another process created it between our lookup and create.
-        experiment = client.get_experiment_by_name(name)
+        experiment = mlflow.get_experiment_by_name(name)
         if experiment is None:
             raise
         return experiment.experiment_id
 
 
-def _search_all(client, experiment_id: str, filter_string: str) -> list:
+def search_all(client, experiment_id: str, filter_string: str = "") -> list:
+    """Every run of an experiment that matches `filter_string`, all pages of it."""
     out, token = [], None
     while True:
         page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000, page_token=token)
@@ -208,11 +216,11 @@ def _search_all(client, experiment_id: str, filter_string: str) -> list:
 def _sweep_runs(record: SweepRecord) -> list:
     if record.uri.startswith("sqlite:///") and not Path(record.uri[len("sqlite:///"):]).exists():
         return []  # looking must not create the store: a sweep refused later leaves nothing behind
-    client = _client(record.uri)
-    exp = with_retries(lambda: client.get_experiment_by_name(record.experiment), what="finding the experiment")
+    mlflow = client(record.uri)
+    exp = with_retries(lambda: mlflow.get_experiment_by_name(record.experiment), what="finding the experiment")
     if exp is None:
         return []
-    return with_retries(lambda: _search_all(client, exp.experiment_id, record.filter()), what="reading the runs")
+    return with_retries(lambda: search_all(mlflow, exp.experiment_id, record.filter()), what="reading the runs")
 
 
 def run_states(record: SweepRecord) -> dict[str, RunState]:
@@ -227,11 +235,11 @@ def settled_variant_ids(record: SweepRecord) -> set[str]:
 
 def discard_runs(record: SweepRecord, variant_ids: set[str]) -> int:
     """Soft-delete the runs of these variants (force=true retrains them into fresh runs)."""
-    client = _client(record.uri)
+    mlflow = client(record.uri)
     count = 0
     for run in _sweep_runs(record):
         if run.data.tags[names.TAG_VARIANT_ID] in variant_ids:
-            with_retries(lambda: client.delete_run(run.info.run_id), what="deleting a run")  # `mlflow runs restore`
+            with_retries(lambda: mlflow.delete_run(run.info.run_id), what="deleting a run")  # `mlflow runs restore`
             count += 1
     return count
 
@@ -240,12 +248,12 @@ def _end_open_run(record: SweepRecord, variant_id: str, status: str, tags: dict[
     """End a variant's run with `status` and `tags`, unless it already ended; whether it did."""
     from mlflow.entities import RunTag
 
-    client = _client(record.uri)
+    mlflow = client(record.uri)
     for run in _sweep_runs(record):
         if run.data.tags[names.TAG_VARIANT_ID] == variant_id and run.info.status not in TERMINAL_STATUSES:
             items = [RunTag(k, str(v)[:MAX_TAG_LENGTH]) for k, v in tags.items()]
-            with_retries(lambda: client.log_batch(run.info.run_id, tags=items), what="tagging the run")
-            with_retries(lambda: client.set_terminated(run.info.run_id, status=status), what="ending the run")
+            with_retries(lambda: mlflow.log_batch(run.info.run_id, tags=items), what="tagging the run")
+            with_retries(lambda: mlflow.set_terminated(run.info.run_id, status=status), what="ending the run")
             return True
     return False
 
@@ -270,7 +278,7 @@ class VariantRun:
 
     def __init__(self, record: SweepRecord, variant: Variant, train_settings: dict):
         self.record, self.variant, self.train_settings = record, variant, train_settings
-        self.client = _client(record.uri)
+        self.client = client(record.uri)
         self.run_id: str | None = None
         self.attempt = uuid.uuid4().hex
         self.previous_status: str | None = None  # the run's status before this attempt opened it
@@ -311,7 +319,7 @@ class VariantRun:
         return self
 
     def _find(self, experiment_id: str):
-        runs = _search_all(self.client, experiment_id, self.record.filter(self.variant.variant_id))
+        runs = search_all(self.client, experiment_id, self.record.filter(self.variant.variant_id))
         if not runs:
             return None
         runs.sort(key=lambda r: (r.info.start_time, r.info.run_id))
@@ -392,6 +400,50 @@ class VariantRun:
     def fail(self, reason: str) -> None:
         self.set_tags({names.TAG_FAILURE: reason})  # checks the owner first
         with_retries(lambda: self.client.set_terminated(self.run_id, status="FAILED"), what="ending the run")
+
+
+class FinishedRun:
+    """A FINISHED run that a command measures again (rdc profile, rdc eval): its writes go through
+    the store's retries, and each first checks that the run is still the one that was read (still
+    FINISHED, same trial attempt), so a measurement of one model never lands on another's run."""
+
+    def __init__(self, mlflow, run):
+        self.client, self.run_id = mlflow, run.info.run_id
+        self.status, self.attempt = run.info.status, run.data.tags.get(names.TAG_ATTEMPT)
+
+    def current(self):
+        return with_retries(lambda: self.client.get_run(self.run_id), what="reading the run")
+
+    def check_unchanged(self):
+        """The run now; StaleAttempt if it was reopened or retrained since it was read."""
+        run = self.current()
+        if run.info.status != self.status or run.data.tags.get(names.TAG_ATTEMPT) != self.attempt:
+            raise StaleAttempt(f"run {self.run_id} changed while it was measured (now {run.info.status}, attempt "
+                               f"{run.data.tags.get(names.TAG_ATTEMPT)})")
+        return run
+
+    def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
+        self.check_unchanged()
+        with_retries(lambda: self.client.log_artifact(self.run_id, str(path), artifact_dir), what="uploading an artifact")
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.check_unchanged()
+        items = [RunTag(k, str(v)[:MAX_TAG_LENGTH]) for k, v in tags.items()]
+        with_retries(lambda: self.client.log_batch(self.run_id, tags=items), what="setting tags")
+
+    def log_new_metrics(self, metrics: dict[str, float], step: int) -> int:
+        """Log the metrics the run does not hold yet, in one batch (each is written once per run);
+        how many were written."""
+        from mlflow.entities import Metric
+
+        present = self.check_unchanged().data.metrics
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if k not in present]
+        if items:
+            with_retries(lambda: self.client.log_batch(self.run_id, metrics=items), what="logging metrics")
+        return len(items)
 
 
 def _whole_step_batches(rows: list[tuple[int, dict]]) -> list[list[tuple[int, dict]]]:
