@@ -261,3 +261,30 @@ def test_transient_store_errors_are_retried_and_permanent_ones_are_not():
     with pytest.raises(MlflowException):
         tracking.with_retries(bad, what="test", deadline_s=10)
     assert len(calls) == 1
+
+
+def test_a_measurement_lands_only_on_the_run_it_measured(store, sweep, tmp_path):
+    run = open_run(store, sweep)
+    run.finish()
+    read = MlflowClient(store).get_run(run.run_id)
+    target = tracking.FinishedRun(tracking.client(store), read)
+    assert target.log_new_metrics({names.decode_ms("cpu-x-1t"): 2.0}, 0) == 1
+    assert target.log_new_metrics({names.decode_ms("cpu-x-1t"): 9.0}, 0) == 0  # once per run
+    (tmp_path / "table.csv").write_text("a\n1\n")
+    target.log_artifact(tmp_path / "table.csv")
+    # A force=true relaunch reopens the run under a new attempt while it is being measured.
+    MlflowClient(store).set_tag(run.run_id, names.TAG_ATTEMPT, "a-newer-attempt")
+    with pytest.raises(StaleAttempt):
+        target.log_new_metrics({names.decode_ms("cpu-y-1t"): 3.0}, 0)
+    with pytest.raises(StaleAttempt):
+        target.set_tags({"x": "y"})
+    assert names.decode_ms("cpu-y-1t") not in MlflowClient(store).get_run(run.run_id).data.metrics
+    assert MlflowClient(store).get_metric_history(run.run_id, names.decode_ms("cpu-x-1t"))[0].value == 2.0
+
+
+def test_the_record_of_a_sweep_is_built_from_its_settings():
+    settings = {"tracking": {"uri": "sqlite:////x/mlflow.db"}, "experiment": "e", "sweep_name": "s",
+                "train": TRAIN, "data": {"train_dir": None}}
+    record = SweepRecord.of(settings)
+    assert record == SweepRecord("sqlite:////x/mlflow.db", "e", "s", tracking.train_config_id(TRAIN))
+    assert SweepRecord(**record.as_config()) == record
