@@ -1,6 +1,7 @@
 """Every registered component: one import line each (importing runs its @register)."""
 
 import models.entropy.charm  # noqa: F401
+import models.entropy.elic  # noqa: F401
 import models.entropy.hyperprior  # noqa: F401
 import models.hyper.conv  # noqa: F401
 import models.hyper.swint  # noqa: F401

@@ -3,10 +3,15 @@
 Each preset is a plain spec (what a YAML space or `parse_spec` takes). tests/models checks
 their parameter counts and decode FLOPs against ../shared/REFERENCE.md.
 
-ELIC's own entropy model (uneven channel groups with a checkerboard spatial context) is not
-one of the study's entropy models; `elic2022-transforms` pairs the published ELIC transforms
-with the study's mean-scale hyperprior, and its g_a/g_s are exactly compressai's
-Elic2022Official ones.
+Same function as compressai (same weights in, the same bytes and reconstructions out; tests/
+models/test_compat.py): `balle2018-hyperprior-*` is ScaleHyperprior(N, M), `minnen2018-mean-
+scale-192-320` is MeanScaleHyperprior(192, 320) and `elic2022-official` is Elic2022Official
+(192, 320), ELIC's own space-channel context model included. models.compat moves weights
+between them.
+
+`elic2022-transforms` pairs the published ELIC transforms with the study's mean-scale
+hyperprior: the study trained with TensorFlow, whose hyperprior layers use ReLU, so its hyper
+activation is pinned to relu (compressai's MeanScaleHyperprior uses LeakyReLU).
 """
 
 from __future__ import annotations
@@ -41,7 +46,15 @@ PRESETS: dict[str, dict] = {
         "M": 320,
         "transform": {"type": "elic", "channels": [192, 192, 192], "num_res_blocks": 3},
         "entropy": {"type": "hyperprior", "mode": "mean_scale"},
-        "hyper": {"type": "conv", "N": 192, "layout": "minnen2018"},
+        "hyper": {"type": "conv", "N": 192, "layout": "minnen2018", "activation": "relu"},
+    },
+    # He et al. 2022 ELIC as published (compressai Elic2022Official): its transforms, its
+    # space-channel context model (groups 16, 16, 32, 64, 192) and its hyper layout.
+    "elic2022-official": {
+        "M": 320,
+        "transform": {"type": "elic", "channels": [192, 192, 192], "num_res_blocks": 3},
+        "entropy": {"type": "elic", "groups": [16, 16, 32, 64], "hyper_channels": 384},
+        "hyper": {"type": "conv", "N": 192, "layout": "elic2022"},
     },
     # Minnen & Singh 2020 (tensorflow/compression models/ms2020.py).
     "ms2020-charm": {

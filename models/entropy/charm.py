@@ -34,8 +34,9 @@ from compressai.models.utils import conv
 from torch import Tensor, nn
 
 from models.component import knob, register
-from models.entropy.coding import GaussianDecoder, GaussianEncoder, quantize_latent
+from models.entropy.coding import GaussianDecoder, GaussianEncoder, SymbolStats, gaussian_stats, quantize_latent
 from models.entropy.hyper_latent import HyperLatentCodec
+from models.layers.conv_stack import conv_stack
 from models.errors import SpecError
 
 LRP_MERGES = ("add", "concat")
@@ -90,12 +91,7 @@ class Charm:
 
 
 def slice_transform(in_channels: int, hidden: tuple[int, ...], out_channels: int, kernel: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [conv(in_channels, width, kernel_size=kernel, stride=1), nn.ReLU(inplace=True)]
-        in_channels = width
-    layers.append(conv(in_channels, out_channels, kernel_size=3, stride=1))
-    return nn.Sequential(*layers)
+    return conv_stack(in_channels, hidden, out_channels, kernel, last_kernel=3)
 
 
 def _additive_merge(depth: int) -> nn.Conv2d:
@@ -207,3 +203,15 @@ class CharmYCodec(nn.Module):
 
     def stream_names(self) -> list[str]:
         return ["y"]
+
+    def coding_stats(self, y: Tensor, params: Tensor) -> dict[str, SymbolStats]:
+        y_slices = y.chunk(self.num_slices, dim=1)
+        total = SymbolStats()
+
+        def code(i: int, mu: Tensor, sigma: Tensor) -> Tensor:
+            nonlocal total
+            total = total + gaussian_stats(self.gaussian_conditional, y_slices[i], sigma, mu)
+            return quantize_latent(y_slices[i], mu)
+
+        self._slices(params, code)
+        return {"y": total}

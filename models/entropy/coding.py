@@ -9,6 +9,8 @@ The reconstruction is computed from the symbols exactly as the decoder computes 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
@@ -94,3 +96,55 @@ def quantize_latent(y: Tensor, means: Tensor | None) -> Tensor:
     """Straight-through round(y - mu) + mu: bit-identical to what the decoder reconstructs
     (symbols + mu), with the gradient of the identity for training."""
     return quantize_ste(y) if means is None else quantize_ste(y - means) + means
+
+
+# -- coding diagnostics: what the rANS coder does with each symbol ---------------------------
+# compressai's coder (rans_interface.cpp) codes a symbol v - offset in [0, cdf_length - 2) with
+# its CDF; anything outside is escaped: the sentinel cdf_length - 2, then the raw value
+# (2|v| - 1 below, 2(v - max) above) in 4-bit chunks after their count (4-bit chunks of at most
+# 15 each). BYPASS_BITS is that chunk.
+BYPASS_BITS = 4
+MAX_BYPASS = (1 << BYPASS_BITS) - 1
+
+
+@dataclass
+class SymbolStats:
+    """Symbols of one stream: how many, how many escaped, and the bits the coder spends on them
+    (exact from its quantised CDF tables and escape code, flushes and the header excluded)."""
+
+    symbols: int = 0
+    escaped: int = 0
+    bits: float = 0.0
+
+    def __add__(self, other: "SymbolStats") -> "SymbolStats":
+        return SymbolStats(self.symbols + other.symbols, self.escaped + other.escaped, self.bits + other.bits)
+
+
+def table_stats(entropy_model, symbols: Tensor, indexes: Tensor) -> SymbolStats:
+    """What the coder spends on `symbols` coded with CDF `indexes` of a GaussianConditional or
+    EntropyBottleneck (its _quantized_cdf, _offset, _cdf_length tables)."""
+    cdf = entropy_model._quantized_cdf.to(torch.int64)
+    indexes = indexes.reshape(-1).long().to(cdf.device)
+    symbols = symbols.reshape(-1).long().to(cdf.device)
+    max_value = entropy_model._cdf_length.reshape(-1).long()[indexes] - 2
+    value = symbols - entropy_model._offset.reshape(-1).long()[indexes]
+    below, above = value < 0, value >= max_value
+    escaped = below | above
+    coded = torch.where(escaped, max_value, value)
+    frequency = cdf[indexes, coded + 1] - cdf[indexes, coded]
+    bits = (entropy_model.entropy_coder_precision - torch.log2(frequency.double())).sum()
+    raw = torch.where(below, -2 * value - 1, torch.where(above, 2 * (value - max_value), torch.zeros_like(value)))[escaped]
+    if raw.numel():
+        chunks = torch.where(raw > 0, torch.floor(torch.log2(raw.double().clamp(min=1))).long() // BYPASS_BITS + 1, 0)
+        bits = bits + (BYPASS_BITS * (chunks // MAX_BYPASS + 1 + chunks)).sum()
+    return SymbolStats(int(symbols.numel()), int(escaped.sum()), float(bits))
+
+
+def gaussian_stats(gaussian: GaussianConditional, y: Tensor, scales: Tensor, means: Tensor | None) -> SymbolStats:
+    return table_stats(gaussian, gaussian.quantize(y, "symbols", means), gaussian.build_indexes(scales))
+
+
+def hyperlatent_stats(bottleneck: EntropyBottleneck, z: Tensor) -> SymbolStats:
+    symbols = bottleneck.quantize(z, "symbols", bottleneck._get_medians())
+    indexes = bottleneck._build_indexes(z.size())
+    return table_stats(bottleneck, symbols, indexes)

@@ -17,7 +17,7 @@ import torch
 from compressai.entropy_models import EntropyBottleneck
 from torch import Tensor, nn
 
-from models.entropy.coding import encode_hyperlatent, quantize_hyperlatent
+from models.entropy.coding import SymbolStats, encode_hyperlatent, hyperlatent_stats, quantize_hyperlatent
 
 H_S_INPUTS = ("noisy", "rounded")
 H_A_INPUTS = ("y", "abs")
@@ -77,6 +77,11 @@ class HyperLatentCodec(nn.Module):
 
     def stream_names(self) -> list[str]:
         return [*self.y.stream_names(), "z"]
+
+    def coding_stats(self, y: Tensor) -> dict[str, SymbolStats]:
+        z = self._analysis(y)
+        z_hat = quantize_hyperlatent(self.entropy_bottleneck, z)
+        return {**self.y.coding_stats(y, self.h_s(z_hat)), "z": hyperlatent_stats(self.entropy_bottleneck, z)}
 
 
 def _nest_y_codec_keys(state_dict, prefix, *_args) -> None:

@@ -2,7 +2,9 @@
 compression with a scale hyperprior" (ICLR), and its mean-scale form from Minnen, Balle,
 Toderici 2018, "Joint autoregressive and hierarchical priors for learned image compression"
 (NeurIPS). The `mode` knob picks one: mean_scale (h_s gives scales and means, 2M channels) or
-scale (h_s gives scales only, M channels; y is coded around zero).
+scale (h_s gives scales only, M channels; y is coded around zero). The scale mode is Balle 2018
+exactly (compressai ScaleHyperprior): h_a sees |y|, and h_s's output goes through a ReLU (the
+last layer of its h_s) so that the scales are non-negative.
 
 z = h_a(y) is coded with a factorized prior (compressai's EntropyBottleneck); y with a
 Gaussian conditional on h_s(z_hat) (GaussianConditional). Training: the rate uses additive
@@ -15,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.component import knob, register
-from models.entropy.coding import GaussianDecoder, GaussianEncoder, quantize_latent
+from models.entropy.coding import GaussianDecoder, GaussianEncoder, SymbolStats, gaussian_stats, quantize_latent
 from models.entropy.hyper_latent import HyperLatentCodec
 
 MODES = ("mean_scale", "scale")
@@ -36,8 +39,9 @@ class Hyperprior:
 
     def build(self, M: int, h_a: nn.Module, h_s: nn.Module, z_channels: int) -> HyperLatentCodec:
         entropy_bottleneck = EntropyBottleneck(z_channels)  # first: construction order fixes seeded weights
-        y_codec = GaussianYCodec(with_means=self.mode == "mean_scale")
-        return HyperLatentCodec(h_a, h_s, entropy_bottleneck, y_codec, h_s_input="noisy")
+        mean_scale = self.mode == "mean_scale"
+        y_codec = GaussianYCodec(with_means=mean_scale)
+        return HyperLatentCodec(h_a, h_s, entropy_bottleneck, y_codec, h_s_input="noisy", h_a_input="y" if mean_scale else "abs")
 
 
 class GaussianYCodec(nn.Module):
@@ -50,7 +54,7 @@ class GaussianYCodec(nn.Module):
 
     def _gaussian_params(self, params: Tensor) -> tuple[Tensor, Tensor | None]:
         if not self.with_means:
-            return params, None
+            return F.relu(params), None  # Balle 2018's h_s ends in a ReLU
         scales, means = params.chunk(2, 1)  # compressai's MeanScaleHyperprior order
         return scales, means
 
@@ -80,3 +84,7 @@ class GaussianYCodec(nn.Module):
 
     def stream_names(self) -> list[str]:
         return ["y"]
+
+    def coding_stats(self, y: Tensor, params: Tensor) -> dict[str, SymbolStats]:
+        scales, means = self._gaussian_params(params)
+        return {"y": gaussian_stats(self.gaussian_conditional, y, scales, means)}

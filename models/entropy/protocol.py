@@ -45,6 +45,10 @@ class LatentCodec(Protocol):
     def stream_names(self) -> list[str]:
         """One name per stream of `compress` (coding diagnostics: bits per stream)."""
 
+    def coding_stats(self, y: Tensor) -> dict:
+        """{stream name: SymbolStats}: symbols, escaped symbols and the coder's exact bits per
+        stream (models/entropy/coding.py), computed without coding."""
+
 
 @runtime_checkable
 class YCodec(Protocol):
@@ -67,3 +71,6 @@ class YCodec(Protocol):
 
     def stream_names(self) -> list[str]:
         """One name per y stream."""
+
+    def coding_stats(self, y: Tensor, params: Tensor) -> dict:
+        """{y stream name: SymbolStats}."""

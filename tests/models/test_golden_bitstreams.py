@@ -36,7 +36,6 @@ GOLDEN = Path(__file__).parent / "golden" / "preset_bitstreams.json"
 REGENERATE = os.environ.get("RDC_REGEN_GOLDEN") == "1"
 CROP = (slice(211, 308), slice(333, 464))  # 97 x 131 of kodim01
 SEED = 0
-STREAM_NAMES = ("y", "z")  # the order models/codec.py packs them
 GAIN = 40.0
 
 
@@ -53,12 +52,13 @@ def measure(name: str, image: torch.Tensor) -> dict:
         decoded = model.latent.decompress(amplified["streams"], y.shape[-2:], amplified["z_hat"].shape[-2:])
     assert torch.equal(decoded["y_hat"], amplified["y_hat"]) and torch.equal(decoded["g_s_input"], amplified["g_s_input"])
     _, _, streams = bitstream.unpack(data)
-    assert len(streams) == len(STREAM_NAMES) == len(amplified["streams"])
+    stream_names = model.latent.stream_names()  # y (or its groups' passes), then z
+    assert len(streams) == len(stream_names) == len(amplified["streams"])
     return {
-        **{f"{s}_sha256": hashlib.sha256(b).hexdigest() for s, b in zip(STREAM_NAMES, streams)},
-        **{f"{s}_bytes": len(b) for s, b in zip(STREAM_NAMES, streams)},
-        **{f"amplified_{s}_sha256": hashlib.sha256(b[0]).hexdigest() for s, b in zip(STREAM_NAMES, amplified["streams"])},
-        **{f"amplified_{s}_bytes": len(b[0]) for s, b in zip(STREAM_NAMES, amplified["streams"])},
+        **{f"{s}_sha256": hashlib.sha256(b).hexdigest() for s, b in zip(stream_names, streams)},
+        **{f"{s}_bytes": len(b) for s, b in zip(stream_names, streams)},
+        **{f"amplified_{s}_sha256": hashlib.sha256(b[0]).hexdigest() for s, b in zip(stream_names, amplified["streams"])},
+        **{f"amplified_{s}_bytes": len(b[0]) for s, b in zip(stream_names, amplified["streams"])},
         "params": params(model),
         "decode_kmacs_per_px": round(decode_kmacs(model), 4),
     }

@@ -7,6 +7,7 @@ import dataclasses
 import typing
 
 import pytest
+import torch
 
 from models import build, parse_spec
 from models.errors import SpecError
@@ -39,7 +40,7 @@ BAD_SPECS = [
     (spec(transform={"type": "elic", "num_res_blocks": -1}), "transform.num_res_blocks", ">= 0"),
     (spec(hyper={"type": "swint", "dims": [24, 32], "head_dim": 16}), "hyper.head_dim", "[24]"),
     (spec(hyper={"type": "swint", "dims": [16]}), "hyper.dims", "2 widths"),
-    (spec(hyper={"type": "conv", "layout": "cheng2020"}), "hyper.layout", "minnen2018, balle2018, ms2020"),
+    (spec(hyper={"type": "conv", "layout": "cheng2020"}), "hyper.layout", "minnen2018, balle2018, ms2020, elic2022"),
     (spec(transform={"type": "swint", "window": 0}), "transform.window", ">= 1"),
     (spec(transform={"type": "transformer"}), "transform.type", "conv, elic, swint"),
 ]
@@ -89,5 +90,16 @@ def test_every_knob_has_a_type_the_space_expander_reads():
 
 def test_all_components_are_registered():
     assert names("transform") == ["conv", "elic", "swint"]
-    assert names("entropy") == ["charm", "hyperprior"]
+    assert names("entropy") == ["charm", "elic", "hyperprior"]
     assert names("hyper") == ["conv", "swint"]
+
+
+def test_conv_hyper_activation_defaults_to_each_layouts_published_one():
+    """`published` is spelled as what it means, so one function has one canonical spec."""
+    expected = {"balle2018": "relu", "minnen2018": "leaky_relu", "ms2020": "relu", "elic2022": "relu"}
+    for layout, activation in expected.items():
+        implicit = parse_spec(spec(hyper={"type": "conv", "N": 8, "layout": layout}))
+        explicit = parse_spec(spec(hyper={"type": "conv", "N": 8, "layout": layout, "activation": "published"}))
+        assert implicit == explicit and implicit.hyper.activation == activation
+    leaky = build(spec(hyper={"type": "conv", "N": 8, "layout": "balle2018", "activation": "leaky_relu"}))
+    assert sum(isinstance(m, torch.nn.LeakyReLU) for m in leaky.latent.modules()) == 4
