@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -120,6 +121,10 @@ def compose(overrides: list[str], config_dir: str | None = None):
         if not extra.is_dir():
             raise UserError("--config-dir", str(config_dir), reason="not a folder")
         overrides.append(f"hydra.searchpath=[file://{extra}]")
+    from sweep.yaml_limits import check_config_tree
+
+    # Before Hydra reads a byte: size, encoding, aliases expanded, defaults-list cycles.
+    check_config_tree([CONF_DIR] + ([extra] if config_dir else []), overrides)
     try:
         with initialize_config_dir(version_base=None, config_dir=str(CONF_DIR), job_name="rdc"):
             return hydra_compose(config_name="config", overrides=overrides)
@@ -192,6 +197,7 @@ _MINIMUM = {
 
 def _check_values(cfg: dict) -> None:
     _check_known_keys(cfg)
+    _check_finite(cfg)
     for path, (minimum, allowed) in _MINIMUM.items():
         group, key = path.split(".")
         if cfg[group][key] < minimum:
@@ -208,6 +214,19 @@ def _check_values(cfg: dict) -> None:
     scheduler_for(cfg["scheduler"], cfg["train"]["steps"])
     if cfg["search_space"] is None:
         raise UserError("search_space", None, allowed=", ".join(available("search_space")))
+
+
+def _check_finite(node, path: str = "") -> None:
+    """No inf or NaN anywhere: every comparison with NaN is False, so a NaN passes every
+    bound check written as `if value < minimum`, and inf passes `> 0`."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise UserError(path, node, allowed="a finite number")
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _check_finite(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _check_finite(value, f"{path}[{index}]")
 
 
 def _check_known_keys(cfg: dict) -> None:
@@ -264,6 +283,11 @@ def _user_error(err: Exception, overrides: list[str]) -> UserError:
         if invalid_enum:
             return UserError(key, invalid_enum.group(1), allowed=invalid_enum.group(2).replace("'", ""))
         return UserError(key, conversion.group(1), allowed=f"a value of type {conversion.group(2).lower()}")
+    appended = re.search(r"Could not append to config\. An item is already at '([^']+)'", text)
+    if appended:
+        key = appended.group(1)
+        return UserError(key, _override_value(key, overrides), reason="is already in the config (+key adds a key that is not)",
+                         allowed=f"{key}=VALUE to change it, or ++{key}=VALUE")
     parse = re.search(r"Error parsing override '([^']*)'", text)
     if parse:
         return UserError("override", parse.group(1), reason="not key=value",
