@@ -12,7 +12,7 @@ import time
 
 from ray.tune import Callback
 
-from sweep.schedulers.recorder import stopped_step
+from sweep.schedulers.base import stopped_step
 from sweep.variant import variant_of
 
 

@@ -25,8 +25,7 @@ from models import build
 from jobs.measure import measure
 from rdc import names
 from rdc.errors import UserError
-from sweep.schedulers.base import PROGRESS_METRIC, PROGRESS_SOURCE
-from sweep.schedulers.recorder import OUTCOME
+from sweep.schedulers.base import OUTCOME, PROGRESS_METRIC, PROGRESS_SOURCE
 from sweep.tracking import SweepRecord, VariantRun
 from sweep.variant import Variant, variant_of
 

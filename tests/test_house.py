@@ -181,3 +181,16 @@ def test_the_graph_sees_lazy_imports_and_packages(graph):
 def test_the_circle_finder_finds_circles():
     edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     assert sorted(sorted(c) for c in _strongly_connected(edges) if len(c) > 1) == [["a", "b", "c"]]
+
+
+def test_the_driver_imports_ray_only_once_it_has_configured_it():
+    # Ray reads its addressing mode when first imported (sweep.launch.configure_ray_import): every
+    # module the driver loads before that point must leave ray unimported.
+    import subprocess
+
+    code = ("import sys; import sweep.commands, sweep.config, sweep.trainable, sweep.search, sweep.schedulers, "
+            "sweep.space, sweep.costs, sweep.tracking, sweep.plan, sweep.remeasure; "
+            "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

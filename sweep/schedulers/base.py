@@ -17,6 +17,17 @@ from sweep.variant import Variant
 PROGRESS_METRIC = "progress_rd_loss"
 PROGRESS_SOURCE = names.TRAIN_LOSS
 TIME_ATTR = "step"
+# The key of a trainable's last report: how the trial ended ("finished", "failed", "skipped"). A
+# trial Tune completed without it was stopped by its scheduler.
+OUTCOME = "outcome"
+
+
+def stopped_step(trial) -> int | None:
+    """The step a completed Tune trial was stopped at by its scheduler; None if it ended by itself."""
+    result = trial.last_result or {}
+    if result.get(OUTCOME) or "step" not in result:
+        return None
+    return int(result["step"])
 
 
 @dataclass(frozen=True)

@@ -11,19 +11,9 @@ from __future__ import annotations
 
 from ray.tune import Callback
 
+from sweep.schedulers.base import stopped_step
 from sweep.tracking import SweepRecord, mark_stopped
 from sweep.variant import variant_of
-
-# The key of the trainable's last report: how the trial ended ("finished", "failed", "skipped").
-OUTCOME = "outcome"
-
-
-def stopped_step(trial) -> int | None:
-    """The step a completed trial was stopped at by its scheduler; None if it ended by itself."""
-    result = trial.last_result or {}
-    if result.get(OUTCOME) or "step" not in result:
-        return None
-    return int(result["step"])
 
 
 class StoppedTrialRecorder(Callback):
