@@ -141,15 +141,20 @@ def _build(options: ReportOptions, frame: pd.DataFrame, result: FrontierResult, 
     stage = runtime_stage(frame)
     row_labels = result.ranked.dropna(subset=[LABEL_COLUMN]).drop_duplicates(names.TAG_VARIANT_ID)
     row_labels = dict(zip(row_labels[names.TAG_VARIANT_ID], row_labels[LABEL_COLUMN]))
-    psnr_figure = figures.psnr_vs_bpp(frame, references, folder / "fig2_psnr_vs_bpp.png",
-                                      title=f"{options.experiment}: quality vs rate", row_labels=row_labels,
-                                      references=result.references, reference_label=LABEL_COLUMN)
-    notes += psnr_figure.notes
+    quality = Section("Quality vs rate")
+    rd_points = len(frame.dropna(subset=[names.BPP, names.PSNR]))
+    if rd_points >= MIN_PANEL_POINTS or references:
+        psnr_figure = figures.psnr_vs_bpp(frame, references, folder / "fig2_psnr_vs_bpp.png",
+                                          title=f"{options.experiment}: quality vs rate", row_labels=row_labels,
+                                          references=result.references, reference_label=LABEL_COLUMN)
+        notes += psnr_figure.notes
+        _figure(quality, psnr_figure, "Fig. 2 (right): PSNR vs bpp of every finished run; a line per architecture "
+                                      "trained at several lambdas (labelled by its Table 1 row), the reference curves")
+    else:
+        notes.append(f"Fig. 2 (right) not drawn: {rd_points} run with bpp and PSNR and no reference curve")
     sections = [
-        _frontier_section(options, result, table1, folder),
-        _figure(Section("Quality vs rate"), psnr_figure,
-                "Fig. 2 (right): PSNR vs bpp of every finished run; a line per architecture trained at several "
-                "lambdas (labelled by its Table 1 row), the reference curves"),
+        _frontier_section(options, result, table1, folder, notes),
+        quality,
         _savings_section(savings, references, folder),
         _runtime_section(frame, stage, folder, notes),
     ]
@@ -173,13 +178,18 @@ def _figure(section: Section, drawn: figures.Drawn, caption: str) -> Section:
     return section.figure(drawn.png, caption, svg=drawn.svg)
 
 
-def _frontier_section(options: ReportOptions, result: FrontierResult, table1: TableOne, folder: Path) -> Section:
+def _frontier_section(options: ReportOptions, result: FrontierResult, table1: TableOne, folder: Path,
+                      notes: list[str]) -> Section:
     section = Section("Rate-distortion-computation frontier")
     section.text(f"{result.hypervolume.describe()}.")
     # On the page: A (most complex) first, as the study's Table 1; run ids stay in frontier.csv.
     view = table1.table.drop(columns=["run_id"], errors="ignore")
     section.text(f"Table 1: the frontier runs, most complex first labelled A; {table1.describe()}.")
     section.table(view, "frontier", header=headers(view.columns))
+    ranked = int(result.ranked[RANK_COLUMN].notna().sum())
+    if ranked < MIN_PANEL_POINTS:
+        notes.append(f"Fig. 2 (left) not drawn: {ranked} ranked run (a frontier plot needs {MIN_PANEL_POINTS})")
+        return section
     fig = figures.rd_loss_vs_flops(result.ranked, DEFAULT_X, DEFAULT_Y, folder / "fig2_rd_loss_vs_kflops.png",
                                    title=f"{options.experiment}: RD loss vs decode complexity",
                                    references=result.references, reference_label=LABEL_COLUMN)

@@ -125,7 +125,11 @@ def test_a_tracking_server_over_http_gives_the_same_frame(known_store, tmp_path)
             runs("nope", url)
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # its workers can take longer to stop on a loaded box: not the point here
+            server.kill()
+            server.wait(timeout=30)
 
 
 def test_a_store_with_several_workspaces_is_read_through_mlflow_not_sql(tmp_path):
