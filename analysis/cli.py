@@ -133,12 +133,15 @@ def frontier_main(argv: list[str] | None = None) -> int:
         sys.stdout.write(table.to_csv(index=False))
         return 0
     # Text for people: a non-frontier run has no label ("-"); Table 1 in words with units.
-    shown = table.assign(**{LABEL_COLUMN: table[LABEL_COLUMN].fillna("-")}) if LABEL_COLUMN in table else table
+    blanks = {c: table[c].astype(object).where(table[c].notna(), "-") for c in (LABEL_COLUMN, "pareto_rank") if c in table}
+    shown = table.assign(**blanks)
     if table1:
         from analysis.labels import SAVINGS_PREFIX, headers
 
         shown = shown.drop(columns=["run_id"])
-        shown = shown.round({c: 2 for c in shown if c.startswith(SAVINGS_PREFIX)}).rename(columns=headers(shown.columns))
+        savings = [c for c in shown if c.startswith(SAVINGS_PREFIX)]
+        shown[savings] = shown[savings].round(2) + 0.0  # + 0.0: a row against itself saves 0, not -0
+        shown = shown.rename(columns=headers(shown.columns))
     if args.format == "md":
         print(f"**{headline}**\n")
         for line in lines:

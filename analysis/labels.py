@@ -36,7 +36,7 @@ METRICS: dict[str, tuple[str, str]] = {
     names.TAG_FAMILY: ("architecture", ""),
     "rd_points": ("RD points (λs)", ""),
 }
-STAGES = {names.DECODE: "decode", names.DECODE_NETWORKS: "decode without entropy coding", names.ENCODE: "encode"}
+STAGES = {names.DECODE: "decode", names.DECODE_NETWORKS: "decode (networks only)", names.ENCODE: "encode"}
 STATS = {names.MS: ("time", "ms/image"), names.MPS: ("throughput", "MP/s"), names.CV: ("timing spread (robust CV)", "")}
 SAVINGS_PREFIX = "rate_savings_vs_"  # + a curve's name (an anchor or a frontier row): BD rate savings in %
 PARAMS_MILLIONS = "params_m"  # Table 1 shows parameters in millions

@@ -25,7 +25,7 @@ def test_labels_have_words_and_units():
     assert label(names.PSNR) == "PSNR on RGB (dB)" and label(names.BPP) == "rate (bpp)"
     assert label(names.decode_ms("cpu-x-1t")) == "decode time on cpu-x-1t (ms/image)"
     assert label(names.runtime_metric(names.DECODE_NETWORKS, names.MPS, "cuda-h100")) == \
-        "decode without entropy coding throughput on cuda-h100 (MP/s)"
+        "decode (networks only) throughput on cuda-h100 (MP/s)"
     assert label("rate_savings_vs_BPG (4:4:4)") == "rate savings vs BPG (4:4:4) (%)"
     assert label("a_new_metric") == "a_new_metric"  # unknown: its key, never a wrong word
     assert headers([names.DECODE_KFLOPS_PER_PX, names.DECODE_KMACS_PER_PX]) == {
