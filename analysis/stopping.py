@@ -93,24 +93,31 @@ class Margin:
     """How much worse than a cheaper variant a trial must be to stop: relative and/or noise-scaled.
 
     Against a dominator u, variant v stops when loss_v > loss_u + relative * loss_v
-    + noise_multiple * noise_sd * sqrt(1/n_u + 1/n_v), where n are the numbers of seeds in each
-    mean (the standard error of a difference of two means of independent seeds whose sd is
-    noise_sd, the sweep's pooled within-variant sd of RD loss).
+    + (noise_multiple * noise_sd + curve_multiple * curve_sd) * sqrt(1/n_u + 1/n_v), where n are
+    the numbers of seeds in each mean (the standard error of a difference of two means of
+    independent seeds):
+    - noise_sd: the sweep's measured noise, the pooled within-variant sd of the final RD loss;
+    - curve_sd: measured on the curves themselves at the rung, by the rule: the pooled sd of one
+      held-out evaluation around its trend, sqrt(mean((x_t - x_{t-1})^2) / 2) over each trial's
+      last CURVE_POINTS evaluations (differences cancel the slow descent). It needs no replicates
+      and is large where the curves still jump (early, on a plateau), small once they settle.
     """
 
     relative: float = 0.0
     noise_multiple: float = 0.0
     noise_sd: float | None = None
+    curve_multiple: float = 0.0
 
     def __post_init__(self):
-        if self.relative < 0 or self.noise_multiple < 0:
-            raise ValueError(f"margin: relative={self.relative}, noise_multiple={self.noise_multiple}; both must be >= 0")
+        if self.relative < 0 or self.noise_multiple < 0 or self.curve_multiple < 0:
+            raise ValueError(f"margin: relative={self.relative}, noise_multiple={self.noise_multiple}, "
+                             f"curve_multiple={self.curve_multiple}; each must be >= 0")
         if self.noise_multiple > 0 and not (_known(self.noise_sd) and self.noise_sd >= 0):
             raise ValueError(f"margin: a noise-scaled margin needs a measured noise sd >= 0, got {self.noise_sd}")
 
-    def between(self, loss: float, seeds: int, dominator_seeds: int) -> float:
-        noise = self.noise_multiple * (self.noise_sd or 0.0) * math.sqrt(1 / seeds + 1 / dominator_seeds)
-        return self.relative * loss + noise
+    def between(self, loss: float, seeds: int, dominator_seeds: int, curve_sd: float = 0.0) -> float:
+        sd = self.noise_multiple * (self.noise_sd or 0.0) + self.curve_multiple * curve_sd
+        return self.relative * loss + sd * math.sqrt(1 / seeds + 1 / dominator_seeds)
 
     def describe(self) -> str:
         parts = []
@@ -118,7 +125,12 @@ class Margin:
             parts.append(f"{self.relative:g} x loss")
         if self.noise_multiple:
             parts.append(f"{self.noise_multiple:g} x noise sd {self.noise_sd:.4g} x sqrt(1/n_a + 1/n_b)")
+        if self.curve_multiple:
+            parts.append(f"{self.curve_multiple:g} x the curves' sd at the rung x sqrt(1/n_a + 1/n_b)")
         return " + ".join(parts) or "0"
+
+
+CURVE_POINTS = 5  # evaluations per trial the curve noise is measured over
 
 
 @dataclass
@@ -126,12 +138,18 @@ class _RungValues:
     """What a rung knows: per variant, the loss of each seed that reached it, and the step."""
 
     losses: dict[str, dict[str, float]] = field(default_factory=dict)  # variant -> trial -> loss
+    curve_noise: dict[str, float] = field(default_factory=dict)  # trial -> its curve's sd of one evaluation
     steps: dict[str, int] = field(default_factory=dict)  # variant -> step its values were taken at
     kflops: dict[str, float] = field(default_factory=dict)
 
     def mean(self, variant_id: str) -> tuple[float, int]:
         values = list(self.losses[variant_id].values())
         return float(np.mean(values)), len(values)
+
+    def curve_sd(self) -> float:
+        """Pooled sd of one evaluation around its trend over the trials recorded here (0: none yet)."""
+        values = list(self.curve_noise.values())
+        return math.sqrt(float(np.mean(np.square(values)))) if values else 0.0
 
 
 class FrontierRule:
@@ -167,7 +185,7 @@ class FrontierRule:
         if not rungs or any(not 0 < r < 1 for r in rungs) or list(rungs) != sorted(set(rungs)):
             raise ValueError(f"rungs={rungs}: increasing fractions strictly between 0 and 1")
         self.max_steps, self.rungs, self.margin, self.revisit, self.window = max_steps, tuple(rungs), margin, revisit, window
-        self._recent: dict[str, list[float]] = {}  # trial -> its last `window` held-out losses
+        self._recent: dict[str, list[float]] = {}  # trial -> its last max(window, CURVE_POINTS) held-out losses
         self.rung_steps = tuple(max(1, math.ceil(r * max_steps)) for r in rungs)
         self._rungs = [_RungValues() for _ in rungs]
         self._passed: dict[str, int] = {}  # trial -> index of the highest rung it was judged at
@@ -186,12 +204,13 @@ class FrontierRule:
             return []
         loss, seeds = values.mean(variant)
         kflops, step = values.kflops[variant], values.steps[variant]
+        curve_sd = values.curve_sd() if self.margin.curve_multiple else 0.0
         out = []
         for other, other_kflops in values.kflops.items():
             if other == variant or other_kflops > kflops or values.steps[other] != step:
                 continue
             other_loss, other_seeds = values.mean(other)
-            margin = self.margin.between(loss, seeds, other_seeds)
+            margin = self.margin.between(loss, seeds, other_seeds, curve_sd)
             if loss > other_loss + margin:
                 out.append(Dominator(other, other_loss, other_kflops, margin))
         return sorted(out, key=lambda d: (d.rd_loss, d.kflops, d.variant_id))
@@ -206,7 +225,8 @@ class FrontierRule:
             return Decision(STOP, reason=reason, rung=first.rung, rung_step=first.rung_step, rd_loss=first.rd_loss,
                             seeds=first.seeds, kflops=first.kflops, dominators=first.dominators, **base)
         if _known(report.rd_loss):  # one spiky evaluation should not decide: optionally a short mean
-            self._recent[report.trial_id] = (self._recent.get(report.trial_id, []) + [float(report.rd_loss)])[-self.window:]
+            keep = max(self.window, CURVE_POINTS)
+            self._recent[report.trial_id] = (self._recent.get(report.trial_id, []) + [float(report.rd_loss)])[-keep:]
         reached = [i for i, s in enumerate(self.rung_steps) if report.step >= s and i > self._passed.get(report.trial_id, -1)]
         if not reached:
             return Decision(CONTINUE, reason="no new rung reached", **base)
@@ -217,7 +237,11 @@ class FrontierRule:
         at = dict(rung=rung, rung_step=report.step)
         if not _known(report.rd_loss):
             return Decision(CONTINUE, reason="no held-out RD loss in this report: not judged", **at, **base)
-        values.losses.setdefault(report.variant_id, {})[report.trial_id] = float(np.mean(self._recent[report.trial_id]))
+        recent = self._recent[report.trial_id]
+        values.losses.setdefault(report.variant_id, {})[report.trial_id] = float(np.mean(recent[-self.window:]))
+        if len(recent) >= 3:  # the mean of `window` points is sqrt(window) times less noisy than one
+            steps = np.diff(recent[-CURVE_POINTS:])
+            values.curve_noise[report.trial_id] = math.sqrt(float(np.mean(steps**2)) / 2 / self.window)
         values.steps.setdefault(report.variant_id, report.step)
         loss, seeds = values.mean(report.variant_id)
         at.update(rd_loss=loss, seeds=seeds)

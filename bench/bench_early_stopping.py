@@ -60,6 +60,7 @@ HV_GOAL, STEPS_GOAL = 0.95, 0.35
 RUNGS = (0.1, 0.25, 0.5)
 RELATIVE_MARGINS = (0.0, 0.01, 0.02, 0.05)
 NOISE_MULTIPLES = (0.5, 1.0, 2.0)
+CURVE_MULTIPLES = (1.0, 2.0, 3.0)  # margins in sds of one evaluation, measured on the curves at each rung
 GRACES = (0.1, 0.25)
 FACTORS = (2.0, 3.0, 4.0)
 AX_FACTORS = (0.3, 0.5, 0.7, 0.9)
@@ -112,6 +113,7 @@ def policies(max_steps: int, curves: list[Curve], noise: float | None) -> list:
     if noise is not None:
         out += [FrontierRule(max_steps, RUNGS, Margin(noise_multiple=k, noise_sd=noise)) for k in NOISE_MULTIPLES]
     out += [FrontierRule(max_steps, RUNGS, Margin(relative=m), window=WINDOW) for m in RELATIVE_MARGINS[1:3]]
+    out += [FrontierRule(max_steps, RUNGS, Margin(curve_multiple=k)) for k in CURVE_MULTIPLES]
     kflops = [c.kflops for c in curves]
     kflops_ref = max(kflops) + 0.1 * (max(kflops) - min(kflops))
     for grace in GRACES:

@@ -24,6 +24,7 @@ class Frontier(TrialSchedulerFactory):
         "margin": 0.0,  # relative: stop only when worse than a cheaper variant by this share of the loss
         "noise_multiple": 0.0,  # plus this many noise sds (of a difference of means over seeds)
         "noise_sd": None,  # the sweep's noise (pooled within-variant sd of RD loss); needed with noise_multiple
+        "curve_multiple": 0.0,  # plus this many sds of one evaluation, measured on the curves at the rung
         "revisit": True,  # a later arrival at a rung stops the earlier variants it beats there
         "window": 1,  # judge the mean of a trial's last `window` reports (1: the report at the rung)
     }
@@ -38,7 +39,7 @@ class Frontier(TrialSchedulerFactory):
         if not isinstance(rungs, (list, tuple)) or not rungs or any(
                 isinstance(r, bool) or not isinstance(r, (int, float)) for r in rungs):
             raise UserError("scheduler.rungs", rungs, allowed="a list of increasing fractions in (0, 1), e.g. [0.1, 0.25, 0.5]")
-        for key in ("margin", "noise_multiple"):
+        for key in ("margin", "noise_multiple", "curve_multiple"):
             if isinstance(values[key], bool) or not isinstance(values[key], (int, float)) or values[key] < 0:
                 raise UserError(f"scheduler.{key}", values[key], allowed="a number >= 0")
         noise = values["noise_sd"]
@@ -52,7 +53,7 @@ class Frontier(TrialSchedulerFactory):
         try:
             return FrontierRule(steps, tuple(float(r) for r in rungs),
                                 Margin(float(values["margin"]), float(values["noise_multiple"]),
-                                       None if noise is None else float(noise)),
+                                       None if noise is None else float(noise), float(values["curve_multiple"])),
                                 revisit=values["revisit"], window=values["window"])
         except ValueError as err:
             raise UserError("scheduler.rungs", rungs, reason=str(err)) from None

@@ -178,6 +178,20 @@ def test_a_window_judges_the_mean_of_the_last_evaluations():
         FrontierRule(STEPS, window=0)
 
 
+def test_a_curve_noise_margin_spares_differences_the_curves_themselves_jump_by():
+    # a's last evaluations jump by 0.5 between steps: one evaluation's sd sqrt(0.25 / 2) = 0.354.
+    jumpy = [report("a", s, v, 10.0) for s, v in zip((60, 70, 80, 90, 100), (1.5, 1.0, 1.5, 1.0, 1.5))]
+    rule = FrontierRule(STEPS, margin=Margin(curve_multiple=2.0))
+    run(rule, jumpy)
+    near = rule.on_report(report("b", 100, 2.4, 20.0))  # no curve of its own yet: the pool is a's
+    assert near.action == CONTINUE  # 2.4 - 1.5 = 0.9 < 2 x 0.354 x sqrt(2) = 1.0
+    far = rule.on_report(report("c", 100, 2.6, 20.0))
+    assert far.action == STOP and far.dominators[0].margin == pytest.approx(2 * math.sqrt(0.125) * math.sqrt(2))
+    assert "curves' sd" in far.margin
+    with pytest.raises(ValueError):
+        Margin(curve_multiple=-1.0)
+
+
 def test_rungs_and_arguments_are_checked():
     assert FrontierRule(2000, (0.1, 0.25, 0.5)).rung_steps == (200, 500, 1000)
     assert FrontierRule(7, (0.1,)).rung_steps == (1,)

@@ -21,7 +21,8 @@ from tests.cluster.rig import make_root, sweep_args, write_space
 # channels cost more decode FLOPs and spend more bits, so at the first rungs the larger ones lose.
 MS = [8, 16, 64]
 STEPS = 6
-OPTIONS = {"rungs": [0.2, 0.5], "margin": 0.0, "noise_multiple": 0.0, "noise_sd": None, "revisit": True, "window": 1}
+OPTIONS = {"rungs": [0.2, 0.5], "margin": 0.0, "noise_multiple": 0.0, "noise_sd": None, "curve_multiple": 0.0,
+           "revisit": True, "window": 1}
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def test_options_are_checked_and_make_the_rule(registered):
                                                                      "margin": 0.02}, 200)
     assert rule.rung_steps == (20, 100) and rule.margin.relative == 0.02 and rule.revisit
     for given, key in (({"rungs": [0.5, 0.1]}, "scheduler.rungs"), ({"rungs": "0.1"}, "scheduler.rungs"),
-                       ({"margin": -1}, "scheduler.margin"), ({"noise_multiple": 2}, "scheduler.noise_sd"),
+                       ({"margin": -1}, "scheduler.margin"), ({"curve_multiple": -1}, "scheduler.curve_multiple"), ({"noise_multiple": 2}, "scheduler.noise_sd"),
                        ({"revisit": "yes"}, "scheduler.revisit"), ({"window": 0}, "scheduler.window"),
                        ({"grace_period": 3}, "scheduler.grace_period")):
         with pytest.raises(UserError) as err:
