@@ -16,9 +16,10 @@ STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
 table.tbl { border-collapse: collapse; font-size: 12px; margin: .5em 0 1em; max-width: 100%; }
-table.tbl th, table.tbl td { border: 1px solid #ddd; padding: 3px 6px; text-align: right; overflow-wrap: anywhere; }
+table.tbl th, table.tbl td { border: 1px solid #ddd; padding: 3px 6px; text-align: right; overflow-wrap: break-word; }
+table.tbl th { font-weight: 600; vertical-align: bottom; }
 table.tbl th { background: #f3f3f3; } table.tbl td:nth-child(-n+3) { text-align: left; }
-figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figure { margin: 1em 0; } figure img { max-width: min(100%, 900px); border: 1px solid #eee; }
 figcaption { color: #555; font-size: 12px; } .meta { color: #555; } .scroll { overflow-x: auto; }
 figcaption a { color: #246; margin-left: .5em; }
 """
