@@ -16,9 +16,12 @@ from jobs.data import Image, load_folder
 from jobs.evaluate import evaluate
 from jobs.settings import TrainSettings
 from jobs.train import Trainer
+from jobs.evaluate import BPP_TABLE
 from models import build
+from models.tiny import tiny_families, tiny_spec
 from rdc import names
 from rdc.errors import UserError
+from tests.conftest import TEST_SCALE
 
 SPEC = {"M": 24, "transform": {"type": "conv", "N": 16}, "entropy": {"type": "hyperprior"},
         "hyper": {"type": "conv", "N": 16}}
@@ -64,6 +67,73 @@ def test_bpp_from_bytes_is_within_2_percent_of_the_likelihoods_plus_header(evalu
         assert r.bpp == pytest.approx(expected, rel=0.02), r
     assert evaluation.summary[names.BPP] == pytest.approx(np.mean([r.bpp for r in evaluation.per_image]))
     assert 0.05 < evaluation.summary[names.BPP] < 2  # a real rate, not an untrained model's
+
+
+# rANS flush (a 64-bit state, word-aligned) and rounding to whole bytes: the bits a stream
+# costs beyond the coder's own count of its symbols.
+FLUSH_BITS = 96
+
+
+def _accounted(result, streams: int) -> None:
+    """Bytes = the coder's table count + header + flushes; the streams add up to the bytes."""
+    pixels = result.height * result.width
+    assert sum(result.stream_bpp.values()) + result.header_bytes * 8 / pixels == pytest.approx(result.bpp, rel=1e-12)
+    fixed = (result.bpp - result.bpp_table) * pixels - result.header_bytes * 8
+    assert 0 <= fixed <= FLUSH_BITS * streams, result
+
+
+def test_coding_diagnostics_account_for_every_byte(evaluation, trained):
+    streams = trained.latent.stream_names()
+    assert streams == ["y", "z"]
+    for r in evaluation.per_image:
+        assert list(r.stream_bpp) == streams and 0 <= r.escape_share < 0.01
+        _accounted(r, len(streams))
+    summary = evaluation.summary
+    assert summary[names.BPP_OVER_EST] == summary[names.BPP] / summary[names.BPP_EST]
+    assert summary[names.bpp_stream("y")] > summary[names.bpp_stream("z")] > 0
+    assert summary[names.ESCAPE_SHARE] == pytest.approx(np.mean([r.escape_share for r in evaluation.per_image]))
+    assert summary[BPP_TABLE] == pytest.approx(np.mean([r.bpp_table for r in evaluation.per_image]))
+    assert {names.bpp_stream(s) for s in streams} <= set(evaluation.table().columns)
+
+
+def test_escapes_are_counted_and_priced_as_the_coder_codes_them(kodak):
+    """An untrained model with its latent scaled up escapes most symbols: the share says so,
+    and the coder's count still matches the bytes while the likelihood estimate does not."""
+    torch.manual_seed(0)
+    model = build(SPEC)
+    with torch.no_grad():
+        model.g_a[-1].weight.mul_(40)
+        model.g_a[-1].bias.mul_(40)
+    image = Image("crop", kodak[0].pixels[:128, :192])
+    result = evaluate(model, [image], LMBDA).per_image[0]
+    assert result.escape_share > 0.05
+    _accounted(result, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", tiny_families(), ids="-".join)
+def test_every_family_estimate_meets_the_bytes_or_the_diagnostics_say_why(family, kodak):
+    """A few hundred steps (RDC_TEST_SCALE x 200), then a whole Kodak image. The coder's own
+    count (bpp_table: the same scale table, CDFs and escape code as the bytes) is the bytes
+    within 2 %, escapes or not. The likelihood estimate bpp_est sits below it by the price of
+    the 64-level scale table (scales rounded up; 2-3.5 % here at escape share 0), and by
+    what escapes cost beyond the likelihood's floor: bpp_table - bpp_est says how much."""
+    torch.manual_seed(0)
+    model = build(tiny_spec(*family))
+    settings = TrainSettings(steps=max(50, int(200 * TEST_SCALE)), batch_size=4, crop=64, lr=1e-3, aux_lr=1e-2, lmbda=LMBDA)
+    trainer = Trainer(model, settings, RandomCrops(kodak[:6], 64, 4, seed=0))
+    for _ in range(settings.steps):
+        trainer.train_step()
+    evaluation = evaluate(model, kodak[6:7], LMBDA)
+    (result,) = evaluation.per_image
+    _accounted(result, len(model.latent.stream_names()))
+    summary = evaluation.summary
+    print(f"{'/'.join(family)}: bpp {summary[names.BPP]:.4f} table {summary[BPP_TABLE]:.4f} "
+          f"est {summary[names.BPP_EST]:.4f} over_est {summary[names.BPP_OVER_EST]:.4f} "
+          f"escapes {summary[names.ESCAPE_SHARE]:.2e}")
+    assert summary[names.BPP] == pytest.approx(summary[BPP_TABLE], rel=0.02)
+    if summary[names.ESCAPE_SHARE] < 1e-4:
+        assert 0.98 < summary[names.BPP_OVER_EST] < 1.05
 
 
 def test_psnr_equals_a_direct_recomputation_from_saved_reconstructions(evaluation, kodak, tmp_path):
