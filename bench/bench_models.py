@@ -9,9 +9,9 @@ Rows (ours / compressai; goal: ratio <= 1.0, i.e. our wrapping costs nothing):
   backward, Adam, aux step), decode from real bytes, and the decode networks alone.
 - ELIC transforms vs Elic2022Official's g_a/g_s (same weights): training step of g_a + g_s and
   the synthesis alone.
-- ELIC/Hyperprior:Conv vs the whole Elic2022Official, for information only: ELIC's own
-  entropy model (uneven groups, checkerboard context) is not one of the study's, so this ratio
-  measures a different model, not our overhead.
+- elic2022-official vs the whole Elic2022Official (same weights through models.compat, so the
+  same bytes): training step, decode from real bytes (ELIC's ten y streams and z), and the
+  decode networks alone.
 
 Timing: batch 1 for decoding, warm-up first, ours and compressai's alternated in every round
 so that load changes on a shared machine hit both, median of the rounds. On CUDA the device is
@@ -38,6 +38,7 @@ from compressai.models import MeanScaleHyperprior  # noqa: E402
 from compressai.models.sensetime import Elic2022Official  # noqa: E402
 
 from models import build  # noqa: E402
+from models.compat import from_compressai  # noqa: E402
 from models.presets import preset  # noqa: E402
 
 LAMBDA = 0.0125
@@ -49,8 +50,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def paired_ms(ours, theirs, repeats: int, warmup: int, device: torch.device) -> tuple[float, float]:
-    """Median milliseconds of two callables, alternated (and their order swapped) every round."""
+def paired_ms(ours, theirs, repeats: int, warmup: int, device: torch.device) -> tuple[float, float, float, float]:
+    """Median milliseconds of two callables, alternated (and their order swapped) every round,
+    and the spread of the per-round ratios ours/theirs (min, max)."""
     for _ in range(warmup):
         ours()
         theirs()
@@ -63,7 +65,8 @@ def paired_ms(ours, theirs, repeats: int, warmup: int, device: torch.device) -> 
             fn()
             sync(device)
             times[key].append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times[0]), statistics.median(times[1])
+    ratios = [a / b for a, b in zip(times[0], times[1])]
+    return statistics.median(times[0]), statistics.median(times[1]), min(ratios), max(ratios)
 
 
 def rd_train_step(model: torch.nn.Module, x: torch.Tensor):
@@ -103,15 +106,6 @@ def transform_train_step(g_a: torch.nn.Module, g_s: torch.nn.Module, x: torch.Te
     return step
 
 
-def copy_mean_scale_weights(ours, theirs) -> None:
-    """compressai's names (h_a.0.weight, entropy_bottleneck...) live under `latent.` in ours."""
-    state = {}
-    for key, value in theirs.state_dict().items():
-        top = key.split(".")[0]
-        state[key if top in ("g_a", "g_s") else f"latent.{key}"] = value
-    ours.load_state_dict(state)
-
-
 def load_image(path: Path | None, height: int, width: int, device) -> tuple[torch.Tensor, str]:
     if path is not None and path.is_file():
         from PIL import Image
@@ -141,14 +135,12 @@ def bench(args) -> list[tuple[str, str, float, float]]:
 
     def record(label, measure, pair):
         rows.append((label, measure, *pair))
-        print(f"  {label:34s} {measure:26s} ours {pair[0]:9.1f} ms  compressai {pair[1]:9.1f} ms  ratio {pair[0] / pair[1]:.3f}",
-              flush=True)
+        print(f"  {label:34s} {measure:26s} ours {pair[0]:9.1f} ms  compressai {pair[1]:9.1f} ms  "
+              f"ratio {pair[0] / pair[1]:.3f} (rounds {pair[2]:.3f}-{pair[3]:.3f})", flush=True)
 
     # -- Conv/Hyperprior:Conv vs MeanScaleHyperprior ---------------------------------------
     theirs = MeanScaleHyperprior(N, M).to(device)
-    ours = build({"M": M, "transform": {"type": "conv", "N": N}, "entropy": {"type": "hyperprior"},
-                  "hyper": {"type": "conv", "N": N}}).to(device)
-    copy_mean_scale_weights(ours, theirs)
+    ours = from_compressai(theirs).to(device)  # preset minnen2018-mean-scale-192-320
     label = f"Conv/Hyperprior:Conv N={N} M={M}"
     record(label, f"train step {batch}x{crop}x{crop}",
            paired_ms(rd_train_step(ours, train_x), rd_train_step(theirs, train_x), args.repeats, 1, device))
@@ -177,8 +169,10 @@ def bench(args) -> list[tuple[str, str, float, float]]:
         record(label, f"synthesis {decode_hw[0]}x{decode_hw[1]}",
                paired_ms(lambda: ours.g_s(y), lambda: official.g_s(y), args.repeats, 1, device))
 
-    # -- whole models, different entropy models (information only) --------------------------
-    label = "ELIC/Hyperprior:Conv vs Elic2022Official*"
+    del ours
+    # -- elic2022-official vs the whole Elic2022Official (same weights, same bytes) ------------
+    ours = from_compressai(official).to(device)
+    label = "elic2022-official vs Elic2022Official"
     record(label, f"train step {batch}x{crop}x{crop}",
            paired_ms(rd_train_step(ours, train_x), rd_train_step(official, train_x), args.repeats, 1, device))
     with torch.no_grad():
@@ -197,14 +191,11 @@ def markdown(rows, args) -> str:
         f"`{' '.join(['.venv/bin/python', 'bench/bench_models.py', *sys.argv[1:]])}` on {device}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), {os.cpu_count()} cores, median of {args.repeats}",
         "",
-        "| model | measure | ours (ms) | compressai (ms) | ratio ours/compressai |",
-        "|---|---|---:|---:|---:|",
+        "| model | measure | ours (ms) | compressai (ms) | ratio ours/compressai | per-round ratios |",
+        "|---|---|---:|---:|---:|---:|",
     ]
-    for label, measure, ours, theirs in rows:
-        lines.append(f"| {label} | {measure} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.3f} |")
-    lines.append("")
-    lines.append("\\* different entropy models (ours: mean-scale hyperprior; ELIC: uneven groups + checkerboard): "
-                 "information, not overhead.")
+    for label, measure, ours, theirs, low, high in rows:
+        lines.append(f"| {label} | {measure} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.3f} | {low:.3f}-{high:.3f} |")
     return "\n".join(lines)
 
 
