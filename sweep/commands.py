@@ -36,7 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         print(OmegaConf.to_yaml(compose(args.overrides, args.config_dir)))
         return 0
     cfg = load_config(args.overrides, args.config_dir)
-    return run_sweep(cfg)
+    try:
+        return run_sweep(cfg)
+    except Exception as err:  # noqa: BLE001 - only a full disk is turned into one line here
+        from rdc.diskfull import disk_full_error
+
+        full = disk_full_error(err, f"runs_dir={cfg['runs_dir']!r} or the store {cfg['tracking']['uri']}")
+        if full is None:
+            raise
+        raise full from None
 
 
 def sweep_settings(cfg: dict) -> dict:
@@ -60,6 +68,20 @@ def sweep_settings(cfg: dict) -> dict:
     return settings
 
 
+def check_outputs(cfg: dict) -> None:
+    """Where the sweep will write, checked before anything starts; nothing is created here.
+    The store: a sqlite file that is an MLflow store or will be created in a writable folder,
+    a server that answers within seconds, a database whose driver is installed."""
+    from rdc.paths import check_writable_folder, check_writable_location
+    from rdc.stores import check_tracking_uri
+
+    check_writable_folder(cfg["runs_dir"], key="runs_dir")
+    if cfg["cluster"].get("storage_path"):
+        check_writable_folder(cfg["cluster"]["storage_path"], key="cluster.storage_path")
+    check_writable_location(cfg["tracking"].get("artifact_root"), key="tracking.artifact_root")
+    check_tracking_uri(cfg["tracking"]["uri"], key="tracking.uri", may_create=True)
+
+
 def run_sweep(cfg: dict) -> int:
     from jobs.crops import RandomCrops, TrainingSet
     from jobs.data import load_images
@@ -76,18 +98,25 @@ def run_sweep(cfg: dict) -> int:
     strategy = strategy_for(cfg["search"], variants, force=cfg["force"])
     scheduler = scheduler_for(cfg["scheduler"], cfg["train"]["steps"])
     settings = sweep_settings(cfg)
+    check_outputs(cfg)
     # Training images are checked from their headers (a folder may hold thousands of large
     # photographs); evaluation images are decoded, as every trial will.
     train = cfg["train"]
     RandomCrops(TrainingSet.scan(cfg["data"]["train_dir"], verify=True), train["crop"], train["batch_size"], train["seed"])
     load_images(cfg["data"]["eval_dir"], split="eval", key="data.eval_dir")
-    tracking.check_store(cfg["tracking"]["uri"])
     record = tracking.SweepRecord.of(settings)
     name, uri = record.sweep, record.uri
 
     launch.configure_ray_import(cfg["cluster"])
+    lost = launch.damaged_state(settings)
+    if lost:  # what MLflow holds is enough to go on: FINISHED variants are kept, the rest trained
+        print(f"sweep {name!r}: the earlier launch's Tune state is damaged ({lost}); its checkpoints are not "
+              "used: variants FINISHED in MLflow are kept, the others train from the start", flush=True)
+    resume = cfg["resume"] and not lost
+    if resume:
+        launch.check_resumable(settings)  # before the lock, which creates its file: a refusal leaves nothing
     with launch.sweep_lock(settings):
-        if cfg["resume"]:
+        if resume:
             statuses = launch.check_resumable(settings)
             launched = list(statuses)
             print(f"sweep {name!r}: resuming {sum(s in launch.UNFINISHED for s in statuses.values())} unfinished "
@@ -107,7 +136,7 @@ def run_sweep(cfg: dict) -> int:
                 launch.check_nodes_reach(uri)
             # Everything is checked: from here on the sweep writes.
             tracking.ensure_experiment(uri, name, cfg["tracking"].get("artifact_root"))
-            results = list(launch.restore_trials(settings)) if cfg["resume"] else []
+            results = list(launch.restore_trials(settings)) if resume else []
             results += _rounds(strategy, scheduler, settings, record, launched)
             # Tune returns early on Ctrl-C, with trials left unfinished: they are resumable, not failed.
             statuses = launch.trial_statuses(settings) or {}

@@ -10,8 +10,6 @@ would hang pending or fail trial by trial, hours later.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -19,7 +17,6 @@ import re
 import shutil
 import socket
 import sys
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -70,7 +67,7 @@ def check_cluster(cluster: dict) -> None:
             raise UserError(f"cluster.{key}", cluster[key], reason="only for cluster=local",
                             allowed="null: a cluster's nodes declare their own (ray start --num-cpus/--num-gpus)")
     address = cluster["address"] or "auto"
-    if not ADDRESS.match(address):
+    if not ADDRESS.fullmatch(address):
         raise UserError("cluster.address", address, allowed="auto, <head host>:<port> or ray://<head host>:<port>")
 
 
@@ -231,59 +228,31 @@ def experiment_path(settings: dict) -> Path:
 
 @contextmanager
 def sweep_lock(settings: dict) -> Iterator[None]:
-    """One driver per sweep on this machine: a second would fight the first over every run.
+    """One driver per sweep: the lock beside the sweep's Tune folder (sweep.driver_lock), so
+    it holds across TMPDIRs and across hosts that share runs_dir."""
+    from sweep.driver_lock import driver_lock
 
-    The lock file lives in the temporary folder, not under runs_dir (a refused sweep leaves
-    nothing in the user's folders), and is removed on release.
-    """
-    key = hashlib.sha256(str(experiment_path(settings)).encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir(), f"rdc-sweep-{key}.lock")
-    while True:
-        handle = open(path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            handle.close()
-            raise UserError("sweep_name", settings["sweep_name"],
-                            reason=f"another rdc sweep is running this sweep (pid {holder})",
-                            allowed="wait for it, or another sweep_name") from None
-        try:
-            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        handle.close()  # its holder removed the file as we opened it: lock the new one
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+    with driver_lock(experiment_path(settings), settings["sweep_name"]):
         yield
-    finally:
-        path.unlink(missing_ok=True)  # before unlocking: a waiter then sees the file gone and retries
-        handle.close()
 
 
 def trial_statuses(settings: dict) -> dict[str, str] | None:
     """variant_id -> Tune status of the experiment under experiment_path, or None if there is none."""
-    from ray import tune
+    # Parsed as JSON, never unpickled (sweep.tune_state): runs_dir may be shared storage.
+    from sweep.tune_state import read_tune_state
 
-    path = experiment_path(settings)
-    if not path.is_dir() or not tune.Tuner.can_restore(str(path)):
+    state = read_tune_state(experiment_path(settings))
+    if state is None or state.damaged:
         return None
-    from ray.tune import ExperimentAnalysis
+    return dict(state.statuses)
 
-    # Only the statuses are wanted; Tune warns about every trial whose results it cannot read.
-    tune_logger = logging.getLogger("ray.tune")
-    level = tune_logger.level
-    tune_logger.setLevel(logging.ERROR)
-    try:
-        trials = ExperimentAnalysis(str(path)).trials
-    finally:
-        tune_logger.setLevel(level)
-    return {variant_of(t.config).variant_id: t.status for t in trials}
+
+def damaged_state(settings: dict) -> str | None:
+    """Why the earlier launch's Tune state cannot be read (cut off by a full disk or Ctrl-C), or None."""
+    from sweep.tune_state import read_tune_state
+
+    state = read_tune_state(experiment_path(settings))
+    return state.damaged if state is not None else None
 
 
 def unfinished(settings: dict) -> bool:
@@ -342,9 +311,11 @@ def _fingerprint_path(settings: dict) -> Path:
 
 
 def _write_fingerprint(settings: dict) -> None:
+    from rdc.atomic import write_atomic
+
     path = _fingerprint_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_fingerprint(settings), indent=2))
+    write_atomic(path, json.dumps(_fingerprint(settings), indent=2))  # a resume never reads half of it
 
 
 def _read_fingerprint(settings: dict) -> dict:

@@ -76,3 +76,18 @@ def test_same_process_twice_is_refused(tmp_path: Path):
 def test_other_sweeps_are_not_held(tmp_path: Path):
     with driver_lock(tmp_path / "paper", "paper"), driver_lock(tmp_path / "paper.v2", "paper.v2"):
         assert lock_path(tmp_path / "paper") != lock_path(tmp_path / "paper.v2")
+
+
+def test_release_leaves_nothing_behind(tmp_path: Path):
+    sweep_folder = tmp_path / "runs" / "ray" / "paper"
+    with pytest.raises(UserError):
+        with driver_lock(sweep_folder, "paper"):
+            assert lock_path(sweep_folder).exists()
+            raise UserError("cluster.trial_cpus", 99)  # a refusal after the lock was taken
+    assert list(tmp_path.iterdir()) == []  # no lock file, no folders made for it
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "mine.txt").write_text("x")
+    with driver_lock(sweep_folder, "paper"):
+        (sweep_folder).mkdir()  # the sweep wrote into its folder: kept
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["mine.txt", "ray"]
+    assert not lock_path(sweep_folder).exists()
