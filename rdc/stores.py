@@ -97,7 +97,7 @@ def _check_sqlite(uri: str, key: str, may_create: bool, timeout_s: float) -> Sto
         mode = path.stat().st_mode
     except FileNotFoundError:
         if not may_create:
-            raise UserError(key, uri, reason=f"no such file: {path}",
+            raise UserError(key, uri, reason=f"no such sqlite file: {path}",
                             allowed="an existing MLflow sqlite file, e.g. sqlite:///runs/mlflow.db") from None
         _check_can_create(path, key, uri)
         return Store(uri, "sqlite", path, exists=False)

@@ -35,12 +35,11 @@ STEP = 0  # runtime metrics are not a curve: one value, at step 0
 # -- shared: the store, the runs, their models -------------------------------------------------
 def tracking_uri(uri: str | None) -> str:
     """The MLflow store to use; a sqlite file must exist (MLflow would create an empty one)."""
+    from rdc.stores import check_tracking_uri
+
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):]).expanduser()
-        if not path.is_file():
-            raise UserError("--tracking-uri", uri, reason="no such sqlite file",
-                            allowed="an existing MLflow store: sqlite:///path/to/mlflow.db or http://host:port")
+    # Read-only checks: never MLflow's schema written into an empty file or another program's database.
+    check_tracking_uri(uri, key="--tracking-uri")
     return uri
 
 

@@ -126,6 +126,11 @@ def client(uri: str):
 def _is_transient(err: Exception) -> bool:
     from mlflow.exceptions import MlflowException
 
+    from rdc.diskfull import is_disk_full
+
+    if is_disk_full(err):  # MLflow calls SQLITE_FULL TEMPORARILY_UNAVAILABLE: waiting frees no space
+        return False
+
     if isinstance(err, MlflowException):
         return err.error_code not in _PERMANENT
     # sqlite's "database is locked" surfaces as SQLAlchemy's OperationalError when MLflow does not wrap it.
@@ -151,29 +156,29 @@ def is_server_uri(uri: str) -> bool:
     return uri.startswith(SERVER_SCHEMES)
 
 
-def check_store(uri: str, *, key: str = "tracking.uri", timeout_s: float = 10.0) -> None:
-    """UserError unless the tracking store at `uri` answers (servers: their /health endpoint)."""
-    if is_server_uri(uri):
-        import urllib.error
-        import urllib.request
+def check_store(uri: str, *, key: str = "tracking.uri", timeout_s: float = 5.0) -> None:
+    """UserError unless `uri` is a usable store (rdc.stores): a sqlite file that is an MLflow
+    store or can be created there, a server answering /health within `timeout_s`."""
+    from rdc.stores import check_tracking_uri
 
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as response:
-                if response.status == 200:
-                    return
-                reason = f"the server answered HTTP {response.status}"
-        except (urllib.error.URLError, OSError) as err:
-            reason = f"no MLflow server answers there ({getattr(err, 'reason', err)})"
-        raise UserError(key, uri, reason=reason, allowed="a running MLflow server (make mlflow-server) or sqlite:///path")
-    if uri.startswith("sqlite:///"):
-        folder = Path(uri[len("sqlite:///"):]).parent
-        if folder.exists() and not folder.is_dir():
-            raise UserError(key, uri, reason=f"{folder} is not a folder")
+    check_tracking_uri(uri, key=key, may_create=True, timeout_s=timeout_s)
+
+
+# How often a trial logs and checkpoints changes no weight (a resumed run is bit-for-bit the
+# uninterrupted one): these keys hash at their defaults, so changing them keeps the finished
+# runs, and the ids of sweeps that never set them stay what they were.
+NOT_TRAINING = ("log_every", "checkpoint_every")
 
 
 def train_config_id(train_settings: dict, train_data: str | None = None) -> str:
-    """Same id <=> same training (settings and training images): the incremental-sweep key."""
-    identity = dict(train_settings)
+    """Same id <=> same trained weights (settings and training images): the incremental-sweep key."""
+    import dataclasses
+
+    from jobs.settings import TrainSettings
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainSettings)}
+    identity = {key: (defaults[key] if key in NOT_TRAINING and key in defaults else value)
+                for key, value in train_settings.items()}
     if train_data:  # builtin photographs hash as before, so existing ids stay valid
         identity["data.train_dir"] = train_data
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
