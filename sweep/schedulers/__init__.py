@@ -18,12 +18,14 @@ from __future__ import annotations
 
 from sweep.schedulers.base import PROGRESS_METRIC, PROGRESS_SOURCE, SchedulerContext, TrialSchedulerFactory
 from sweep.schedulers.asha import Asha
+from sweep.schedulers.frontier import Frontier
 from sweep.schedulers.none import NoScheduler
 from rdc.errors import UserError
 
 SCHEDULERS: dict[str, type[TrialSchedulerFactory]] = {
     NoScheduler.name: NoScheduler,
     Asha.name: Asha,
+    Frontier.name: Frontier,
 }
 
 __all__ = ["PROGRESS_METRIC", "PROGRESS_SOURCE", "SCHEDULERS", "SchedulerContext", "TrialSchedulerFactory",
