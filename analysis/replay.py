@@ -373,6 +373,7 @@ class Suite:
     rungs: tuple[float, ...] = (0.1, 0.25, 0.5)
     relative_margins: tuple[float, ...] = (0.0, 0.02, 0.05)
     noise_multiples: tuple[float, ...] = (1.0, 2.0)
+    curve_multiples: tuple[float, ...] = (2.0,)
     grace_fraction: float = 0.1
     asha_factors: tuple[float, ...] = (2.0, 3.0, 4.0)
     ax_factors: tuple[float, ...] = (0.5,)
@@ -384,7 +385,7 @@ def frontier_policies(max_steps: int, suite: Suite, noise_sd: float | None) -> l
     out = [FrontierRule(max_steps, suite.rungs, Margin(relative=m)) for m in suite.relative_margins]
     if noise_sd is not None and math.isfinite(noise_sd):
         out += [FrontierRule(max_steps, suite.rungs, Margin(noise_multiple=k, noise_sd=noise_sd)) for k in suite.noise_multiples]
-    return out
+    return out + [FrontierRule(max_steps, suite.rungs, Margin(curve_multiple=k)) for k in suite.curve_multiples]
 
 
 def baseline_policies(curves: list[Curve], max_steps: int, suite: Suite) -> list:

@@ -114,6 +114,7 @@ def policies(max_steps: int, curves: list[Curve], noise: float | None) -> list:
         out += [FrontierRule(max_steps, RUNGS, Margin(noise_multiple=k, noise_sd=noise)) for k in NOISE_MULTIPLES]
     out += [FrontierRule(max_steps, RUNGS, Margin(relative=m), window=WINDOW) for m in RELATIVE_MARGINS[1:3]]
     out += [FrontierRule(max_steps, RUNGS, Margin(curve_multiple=k)) for k in CURVE_MULTIPLES]
+    out += [FrontierRule(max_steps, RUNGS, Margin(curve_multiple=k), window=WINDOW) for k in CURVE_MULTIPLES[:2]]
     kflops = [c.kflops for c in curves]
     kflops_ref = max(kflops) + 0.1 * (max(kflops) - min(kflops))
     for grace in GRACES:

@@ -153,8 +153,8 @@ def test_a_learning_curve_table_replays_like_the_store():
     assert max_steps == STEPS and [c.final_rd_loss for c in curves] == [1.0, 1.5, 1.5, 0.8]
     table, _ = replay_all(curves, max_steps, noise_sd=0.01, suite=Suite(draws=20))
     frontier = table[table["policy"] == "frontier"]
-    assert len(frontier) == 5  # margins 0, 0.02, 0.05 x loss and 1, 2 x noise
-    assert frontier["steps_fraction"].tolist() == pytest.approx([310 / 400] * 5)
-    assert frontier["hypervolume_kept"].tolist() == pytest.approx([1.0] * 5)
+    assert len(frontier) == 6  # margins 0, 0.02, 0.05 x loss, 1, 2 x noise and 2 x the curves' sd
+    assert frontier["steps_fraction"].tolist() == pytest.approx([310 / 400] * 6)
+    assert frontier["hypervolume_kept"].tolist() == pytest.approx([1.0] * 6)
     with pytest.raises(ValueError, match="lacks columns"):
         curves_from_table(pd.DataFrame({"variant_id": ["a"]}))
