@@ -37,7 +37,7 @@ def read_state(path: Path) -> dict:
     except FileNotFoundError:
         raise DamagedCheckpoint(f"checkpoint {path} is missing") from None
     except Exception as err:  # noqa: BLE001 - torch raises many types for damaged or foreign files
-        raise DamagedCheckpoint(f"checkpoint {path} is damaged or not a checkpoint ({_why(err)})") from None
+        raise DamagedCheckpoint(f"checkpoint {path} is not readable: damaged, or not a checkpoint ({_why(err)})") from None
     if not isinstance(state, dict):
         raise DamagedCheckpoint(f"checkpoint {path} holds a {type(state).__name__}, not a trainer state")
     return state

@@ -215,21 +215,28 @@ def _restore(trainer: Trainer) -> int:
     """Load the trial's latest checkpoint, if any; the step it resumes from (0: from scratch)."""
     from ray import tune
 
+    from jobs.checkpoints import checkpoint_folders, restore_newest
+
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return 0
-    with checkpoint.as_directory() as folder:
-        trainer.load_state_dict(read_trainer_state(Path(folder)))
+    # A damaged latest checkpoint falls back to the one kept before it (CHECKPOINTS_KEPT).
+    folders = checkpoint_folders(Path(checkpoint.path)) if Path(checkpoint.path).is_dir() else None
+    if folders is None:
+        with checkpoint.as_directory() as folder:
+            trainer.load_state_dict(read_trainer_state(Path(folder)))
+        return trainer.step
+    restored = restore_newest(folders, TRAINER_FILE, trainer.load_state_dict)
+    for line in restored.skipped:
+        print(f"{line}; resuming from {restored.folder.name}", flush=True)
     return trainer.step
 
 
 def read_trainer_state(folder: Path) -> dict:
     """A checkpoint's trainer state: tensors and plain data only, never pickled code."""
-    path = folder / TRAINER_FILE
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises several types for damaged or foreign files
-        raise RuntimeError(f"checkpoint {path} is not readable ({type(err).__name__}: {str(err)[:200]})") from None
+    from jobs.checkpoints import read_state
+
+    return read_state(folder / TRAINER_FILE)  # its errors never suggest weights_only=False
 
 
 def _checkpoint(trainer: Trainer, metrics: dict) -> None:
