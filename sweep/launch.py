@@ -348,6 +348,7 @@ def run_trials(variants: list[Variant], settings: dict, record, scheduler=None):
     _quiet_tune()
     scheduler = scheduler or scheduler_for(settings.get("scheduler"), settings["train"]["steps"])
     context = SchedulerContext(settings["train"]["steps"], tuple(variants), _decode_kflops(variants, scheduler))
+    tune_scheduler = scheduler.create(context)  # also read by the recorder: the stop decisions' tags
     param_space = {
         "variant": tune.grid_search([v.as_config() for v in variants]),  # the Variant's fields (variant_of)
         "settings": settings,
@@ -359,12 +360,12 @@ def run_trials(variants: list[Variant], settings: dict, record, scheduler=None):
         storage_path=str(path.parent),
         verbose=0,
         callbacks=[ProgressPrinter(len(variants), settings["train"]["steps"], scheduler.name),
-                   StoppedTrialRecorder(record, scheduler.name)],
+                   StoppedTrialRecorder(record, scheduler.name, tune_scheduler)],
         failure_config=tune.FailureConfig(max_failures=max_failures(cluster)),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
     )
     tune_config = tune.TuneConfig(
-        scheduler=scheduler.create(context),
+        scheduler=tune_scheduler,
         max_concurrent_trials=cluster["max_concurrent_trials"] or None,
         # One process per concurrent slot, reused trial after trial: starting a fresh worker
         # (torch, compressai, mlflow imports) costs seconds per trial otherwise.

@@ -268,11 +268,13 @@ def mark_failed(record: SweepRecord, variant_id: str, reason: str) -> bool:
     return _end_open_run(record, variant_id, "FAILED", {names.TAG_FAILURE: reason})
 
 
-def mark_stopped(record: SweepRecord, variant_id: str, step: int, stopped_by: str) -> bool:
+def mark_stopped(record: SweepRecord, variant_id: str, step: int, stopped_by: str,
+                 tags: dict[str, str] | None = None) -> bool:
     """End a variant's run as stopped by a trial scheduler at `step` (status names.STOPPED_STATUS,
-    tags names.TAG_STOPPED_EARLY and names.TAG_STOPPED_BY), unless it already ended."""
+    tags names.TAG_STOPPED_EARLY and names.TAG_STOPPED_BY, and the scheduler's own `tags`, e.g.
+    names.TAG_STOP_DECISION), unless it already ended."""
     return _end_open_run(record, variant_id, names.STOPPED_STATUS,
-                         {names.TAG_STOPPED_EARLY: step, names.TAG_STOPPED_BY: stopped_by})
+                         {**(tags or {}), names.TAG_STOPPED_EARLY: step, names.TAG_STOPPED_BY: stopped_by})
 
 
 TERMINAL_STATUSES = ("FINISHED", "FAILED", names.STOPPED_STATUS)

@@ -74,7 +74,8 @@ class TrialSchedulerFactory:
         return True
 
     def create(self, context: SchedulerContext):
-        """The Ray Tune TrialScheduler for one round (None: Tune's FIFO, nothing stopped)."""
+        """The Ray Tune TrialScheduler for one round (None: Tune's FIFO, nothing stopped). If it
+        has a method `stop_tags(trial) -> dict[str, str]`, a run it stops gets those tags too."""
         raise NotImplementedError
 
 

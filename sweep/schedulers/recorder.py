@@ -17,10 +17,16 @@ from sweep.variant import variant_of
 
 
 class StoppedTrialRecorder(Callback):
-    def __init__(self, record: SweepRecord, scheduler: str):
-        self.record, self.scheduler = record, scheduler
+    """`tune_scheduler`: the round's Ray Tune scheduler; one that defines `stop_tags(trial)` adds
+    those tags (e.g. names.TAG_STOP_DECISION: why it stopped the trial) to the stopped run."""
+
+    def __init__(self, record: SweepRecord, scheduler: str, tune_scheduler=None):
+        self.record, self.scheduler, self.tune_scheduler = record, scheduler, tune_scheduler
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         step = stopped_step(trial)
-        if step is not None:
-            mark_stopped(self.record, variant_of(trial.config).variant_id, step, self.scheduler)
+        if step is None:
+            return
+        stop_tags = getattr(self.tune_scheduler, "stop_tags", None)
+        tags = stop_tags(trial) if callable(stop_tags) else {}
+        mark_stopped(self.record, variant_of(trial.config).variant_id, step, self.scheduler, tags)

@@ -205,11 +205,12 @@ def test_force_discards_runs_and_mark_failed_ends_only_open_ones(store, sweep):
 def test_a_stopped_run_ends_killed_with_its_step_and_is_settled_not_failed(store, sweep):
     open_run(store, sweep, "v0").finish()
     stopped = open_run(store, sweep, "v1")
-    assert tracking.mark_stopped(record(store, sweep), "v1", 40, "asha")
+    assert tracking.mark_stopped(record(store, sweep), "v1", 40, "asha", {names.TAG_STOP_DECISION: '{"rung": 0.1}'})
     assert not tracking.mark_stopped(record(store, sweep), "v0", 40, "asha")  # it ended by itself
     ended = MlflowClient(store).get_run(stopped.run_id)
     assert ended.info.status == names.STOPPED_STATUS == "KILLED"
     assert (ended.data.tags[names.TAG_STOPPED_EARLY], ended.data.tags[names.TAG_STOPPED_BY]) == ("40", "asha")
+    assert ended.data.tags[names.TAG_STOP_DECISION] == '{"rung": 0.1}'  # the scheduler's own tags
     states = tracking.run_states(record(store, sweep))
     assert states["v1"].stopped and states["v1"].stopped_at == 40 and not states["v1"].finished
     assert not states["v0"].stopped
