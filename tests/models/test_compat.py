@@ -65,7 +65,7 @@ def test_same_weights_same_bytes_same_reconstruction(cls, args, name, odd_image)
     assert torch.equal(ours_x_hat, theirs_x_hat)
 
 
-@pytest.mark.parametrize("cls, args, name", CASES[::2], ids=[c[2] for c in CASES[::2]])
+@pytest.mark.parametrize("cls, args, name", CASES[::2] + CASES[3:], ids=[c[2] for c in CASES[::2] + CASES[3:]])
 def test_back_to_compressai_keeps_every_tensor(cls, args, name):
     torch.manual_seed(1)
     ours = build(preset(name))
