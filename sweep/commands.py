@@ -113,8 +113,6 @@ def run_sweep(cfg: dict) -> int:
         print(f"sweep {name!r}: the earlier launch's Tune state is damaged ({lost}); its checkpoints are not "
               "used: variants FINISHED in MLflow are kept, the others train from the start", flush=True)
     resume = cfg["resume"] and not lost
-    if resume:
-        launch.check_resumable(settings)  # before the lock, which creates its file: a refusal leaves nothing
     with launch.sweep_lock(settings):
         if resume:
             statuses = launch.check_resumable(settings)

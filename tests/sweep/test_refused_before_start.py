@@ -86,6 +86,7 @@ SWEEP_CASES = [
     (["train.clip_grad=nan"], "train.clip_grad=nan", "finite"),
     (["cluster.trial_cpus=nan"], "cluster.trial_cpus=nan", "finite"),
     (["+train.steps=5"], "train.steps", "already"),
+    (["resume=true"], "resume=True", "no sweep 'demo' to restore"),
     (["runs_dir=notes.txt"], "runs_dir=", "is a file"),
     (["runs_dir=notes.txt/runs"], "runs_dir=", "which is a file"),
     (["runs_dir=/proc/1/runs"], "runs_dir=", "not writable"),

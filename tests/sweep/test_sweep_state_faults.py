@@ -107,3 +107,35 @@ def test_config_id_of_default_settings_is_unchanged():
     settings = asdict(TrainSettings())
     before = hashlib.sha256(json.dumps(settings, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
     assert train_config_id(settings) == before
+
+
+def test_a_running_sweep_is_refused_as_running_not_as_interrupted(tmp_path: Path, capsys, monkeypatch):
+    """The other driver's Tune state says RUNNING (it is running): the lock refuses first, with
+    the right reason, instead of "interrupted ... use resume=true"."""
+    plant_state(tmp_path / "runs" / "ray" / "demo", tmp_path / "code-ran")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "runs" / "ray" / "demo")], cwd=REPO,
+                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for extra in ([], ["resume=true"]):
+            assert main(sweep_argv(tmp_path, *extra)) == 2
+            err = capsys.readouterr().err
+            assert "another rdc sweep is running this sweep" in err and "interrupted" not in err, err
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+        holder.stdout.close()
+    assert not (tmp_path / "code-ran").exists()
+
+
+@pytest.mark.parametrize("address", ["auto\n", "head:6379\n", "ray://head:10001\n"])
+def test_a_cluster_address_with_a_trailing_newline_is_refused(address: str):
+    from rdc.errors import UserError
+    from sweep.launch import check_cluster
+
+    cluster = {"mode": "ray", "address": address, "num_cpus": None, "num_gpus": None, "trial_cpus": 1.0,
+               "trial_gpus": 0.0, "max_concurrent_trials": 0, "max_failures": 3, "storage_path": None}
+    with pytest.raises(UserError) as caught:
+        check_cluster(cluster)
+    assert caught.value.key == "cluster.address"
