@@ -74,8 +74,20 @@ def frontier_main(argv: list[str] | None = None) -> int:
                              "curve and every anchor cover; overlap: each pair's own; or e.g. 31.6:40.8)")
     parser.add_argument("--bd-method", default="pchip", choices=("pchip", "akima", "cubic"),
                         help="with --table1: BD-rate interpolation (bjontegaard package; default pchip)")
+    parser.add_argument("--replicates", action="store_true",
+                        help="one row per variant over its seeds: mean, sd, 95 %% t-interval, p_frontier (bootstrap)")
+    parser.add_argument("--draws", type=int, default=1000, help="with --replicates: bootstrap draws for p_frontier")
+    parser.add_argument("--bootstrap-seed", type=int, default=0, help="with --replicates: seed of the bootstrap")
+    parser.add_argument("--no-images", action="store_true",
+                        help="with --replicates: resample seeds only (reads no eval_images.csv)")
     parser.add_argument("--format", choices=FORMATS, default="table")
     args = parser.parse_args(argv)
+    if args.replicates:
+        return _replicates(args)
+    for key, given in (("--draws", args.draws != 1000), ("--bootstrap-seed", args.bootstrap_seed != 0),
+                       ("--no-images", args.no_images)):
+        if given:
+            raise UserError(key, reason="only with --replicates")
     if not args.table1:
         for key, given in (("--anchor", args.anchor), ("--versus", args.versus), ("--psnr-range", args.psnr_range)):
             if given:
@@ -153,6 +165,23 @@ def frontier_main(argv: list[str] | None = None) -> int:
         for line in lines:
             print(f"  {line}")
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.6g}", na_rep="-"))
+    return 0
+
+
+def _replicates(args: argparse.Namespace) -> int:
+    """`rdc frontier --replicates`: the frontier of each variant's mean over its seeds."""
+    for key, given in (("--hv-bounds", args.hv_bounds), ("--table1", args.table1)):
+        if given:
+            raise UserError(key, reason="not with --replicates")
+    from analysis.replicates import query_replicates, render_replicates
+
+    result = query_replicates(args.experiment, args.x, args.y, args.z, family=args.family, lmbda=args.lmbda,
+                              tracking_uri=args.tracking_uri, draws=args.draws, bootstrap_seed=args.bootstrap_seed,
+                              images=not args.no_images, all_variants=args.all)
+    out, err = render_replicates(result, args.experiment, args.format)
+    for line in err:
+        print(line, file=sys.stderr)
+    sys.stdout.write(out)
     return 0
 
 

@@ -84,7 +84,7 @@ def codec_styles(curve_names: list[str]) -> dict[str, dict]:
                    "linestyle": CODEC_STYLES[slots[name] % len(CODEC_STYLES)][1]} for name in curve_names}
 
 
-def _save(fig: Figure, path: Path, **info) -> Drawn:
+def save_figure(fig: Figure, path: Path, **info) -> Drawn:
     path = Path(path).with_suffix("")
     out = {}
     with rc_context(SVG_RC):
@@ -168,7 +168,7 @@ def rd_loss_vs_flops(ranked: pd.DataFrame, x: str, y: str, path: Path, *, title:
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3, which="both")
     _legend(ax)
-    return _save(fig, path, xlim=ax.get_xlim(), ylim=ax.get_ylim(), xscale=ax.get_xscale())
+    return save_figure(fig, path, xlim=ax.get_xlim(), ylim=ax.get_ylim(), xscale=ax.get_xscale())
 
 
 def _psnr_window(points: pd.DataFrame, anchors: list[RDCurve]) -> tuple[tuple[float, float], tuple[float, float], list]:
@@ -231,7 +231,7 @@ def psnr_vs_bpp(frame: pd.DataFrame, anchors: list[RDCurve], path: Path, *, titl
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
     _legend(ax)
-    return _save(fig, path, xlim=xlim, ylim=ylim, notes=notes)
+    return save_figure(fig, path, xlim=xlim, ylim=ylim, notes=notes)
 
 
 def rate_savings_vs_bitrate(curves: dict[str, pd.DataFrame], reference: str, path: Path, *,
@@ -252,7 +252,7 @@ def rate_savings_vs_bitrate(curves: dict[str, pd.DataFrame], reference: str, pat
     ax.set_title(f"Rate savings relative to {reference} (higher is better)", fontsize=10)
     ax.grid(True, alpha=0.3)
     _legend(ax)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def rate_savings_bars(table: pd.DataFrame, reference: str, psnr_range: tuple[float, float] | None, path: Path) -> Drawn:
@@ -268,7 +268,7 @@ def rate_savings_bars(table: pd.DataFrame, reference: str, psnr_range: tuple[flo
     ax.set_xlabel(f"BD rate savings vs {reference} (%)")
     ax.set_title(f"Rate savings vs {reference}{over}", fontsize=10)
     ax.margins(x=0.2)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def decode_time_vs_flops(frame: pd.DataFrame, runtimes: dict[str, str], correlation: pd.DataFrame, path: Path,
@@ -289,7 +289,7 @@ def decode_time_vs_flops(frame: pd.DataFrame, runtimes: dict[str, str], correlat
         ax.set_title(device, fontsize=9)
         ax.grid(True, alpha=0.3, which="both")
         ax.legend(fontsize=6, loc="upper left")
-    return _save(fig, path, xlim=axes[0].get_xlim(), ylim=axes[0].get_ylim(), xscale=axes[0].get_xscale())
+    return save_figure(fig, path, xlim=axes[0].get_xlim(), ylim=axes[0].get_ylim(), xscale=axes[0].get_xscale())
 
 
 def rank_rank(rankings: pd.DataFrame, device_a: str, device_b: str, tau: float, path: Path) -> Drawn:
@@ -309,4 +309,4 @@ def rank_rank(rankings: pd.DataFrame, device_a: str, device_b: str, tau: float, 
     ax.set_aspect("equal")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=6, loc="upper left")
-    return _save(fig, path)
+    return save_figure(fig, path)

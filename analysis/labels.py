@@ -35,7 +35,12 @@ METRICS: dict[str, tuple[str, str]] = {
     names.TAG_VARIANT_ID: ("variant", ""),
     names.TAG_FAMILY: ("architecture", ""),
     "rd_points": ("RD points (λs)", ""),
+    "n_seeds": ("seeds", ""),
+    "seeds": ("seed list", ""),
+    "p_frontier": ("P(on frontier)", ""),
 }
+# Replicate statistics over seeds (analysis.replicates): <metric>_<stat> -> "<metric>, <words>".
+REPLICATE_STATS = {"_mean": "mean over seeds", "_sd": "sd over seeds", "_ci_low": "CI low", "_ci_high": "CI high"}
 STAGES = {names.DECODE: "decode", names.DECODE_NETWORKS: "decode (networks only)", names.ENCODE: "encode"}
 STATS = {names.MS: ("time", "ms/image"), names.MPS: ("throughput", "MP/s"), names.CV: ("timing spread (robust CV)", "")}
 SAVINGS_PREFIX = "rate_savings_vs_"  # + a curve's name (an anchor or a frontier row): BD rate savings in %
@@ -48,7 +53,12 @@ def savings_column(reference: str) -> str:
 
 def label(metric: str, *, unit: bool = True, device: bool = True) -> str:
     """The metric in words, with its unit in parentheses (unit=False: words only)."""
-    if metric.startswith(SAVINGS_PREFIX):
+    replicate = _replicate_stat(metric)
+    if replicate is not None:
+        base, what = replicate
+        words, units = _words_and_unit(base, device)
+        words = f"{words}, {what}"
+    elif metric.startswith(SAVINGS_PREFIX):
         words, units = f"rate savings vs {metric[len(SAVINGS_PREFIX):]}", "%"
     elif metric in METRICS:
         words, units = METRICS[metric]
@@ -59,6 +69,21 @@ def label(metric: str, *, unit: bool = True, device: bool = True) -> str:
     else:
         return metric
     return f"{words} ({units})" if unit and units else words
+
+
+def _replicate_stat(metric: str) -> tuple[str, str] | None:
+    """(metric, statistic in words) of a replicate column such as rd_loss_sd; None otherwise."""
+    for suffix, what in REPLICATE_STATS.items():
+        base = metric[: -len(suffix)]
+        if metric.endswith(suffix) and label(base) != base:
+            return base, what
+    return None
+
+
+def _words_and_unit(metric: str, device: bool) -> tuple[str, str]:
+    text = label(metric, device=device)
+    bare = label(metric, unit=False, device=device)
+    return bare, text[len(bare) + 2 : -1] if text != bare else ""
 
 
 def headers(columns) -> dict[str, str]:

@@ -47,8 +47,7 @@ import pandas as pd
 from analysis.frontier import RANK_COLUMN, domination_matrix, minimisation_matrix, rank_runs
 from analysis.query import (DEFAULT_X, DEFAULT_Y, LABEL_COLUMN, check_metrics, label_frontier, needs_one_lambda,
                             objectives_from, select_lambda)
-from analysis.runs import LMBDA_COLUMN, metric_columns, runs
-from analysis.store import read_experiment
+from analysis.runs import LMBDA_COLUMN, is_reference, metric_columns, runs
 from analysis.store import tracking_uri as resolve_uri
 from rdc import names
 from rdc.errors import UserError
@@ -84,13 +83,11 @@ def stat_column(metric: str, stat: str) -> str:
 # -- reading and grouping ---------------------------------------------------------------------
 
 def replicate_runs(experiment: str, tracking_uri: str | None = None, *, family: str | None = None) -> pd.DataFrame:
-    """The finished runs of `experiment` (analysis.runs.runs) with a `seed` column (Int64, <NA>
-    for runs logged without the tag)."""
+    """The finished sweep runs of `experiment` (analysis.runs.runs, reference runs left out: a
+    model trained elsewhere has no seeds of this sweep) with a `seed` column (Int64, <NA> for
+    runs logged without the tag)."""
     frame = runs(experiment, tracking_uri, family=family)
-    if SEED_COLUMN not in frame:  # analysis.runs does not carry the seed tag (yet): read it here
-        tags = read_experiment(experiment, tracking_uri).tags
-        seeds = tags[tags["key"] == names.TAG_SEED].set_index("run_id")["value"]
-        frame[SEED_COLUMN] = frame["run_id"].map(seeds)
+    frame = frame[~is_reference(frame)].reset_index(drop=True)
     return with_seed_column(frame)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import figures
+from analysis.attainment import attainment_surfaces, plot_attainment, seed_fronts
 from analysis.labels import headers
 from analysis.anchors import read_anchor, unique_names
 from analysis.classical import PILLOW_SOURCE, codec_curve, codecs_from, load_images, write_compressai_json
@@ -29,6 +30,7 @@ from analysis.curves import RDCurve
 from analysis.page import Section, render
 from analysis.frontier import RANK_COLUMN
 from analysis.query import DEFAULT_X, DEFAULT_Y, LABEL_COLUMN, FrontierResult, query_frontier
+from analysis.replicates import query_replicates
 from analysis.runs import runs, runtime_columns
 from analysis.table1 import TableOne, runtime_stage, table_one
 from analysis.runtime import ALL_FAMILIES, device_rankings, flops_runtime_correlation, kendall_tau_between_devices
@@ -158,6 +160,9 @@ def _build(options: ReportOptions, frame: pd.DataFrame, result: FrontierResult, 
         _savings_section(savings, references, folder),
         _runtime_section(frame, stage, folder, notes),
     ]
+    seeds = _replicates_section(options, frame, folder, notes)
+    if seeds is not None:
+        sections.insert(1, seeds)
     if not options.images:
         notes.append("JPEG/WebP/AVIF curves not computed: pass --images DIR (the evaluation images, e.g. Kodak)")
     sources = [f"anchor {c.name}: {c.source} ({len(c)} points, {c.psnr_range[0]:.2f}-{c.psnr_range[1]:.2f} dB)"
@@ -195,6 +200,28 @@ def _frontier_section(options: ReportOptions, result: FrontierResult, table1: Ta
                                    references=result.references, reference_label=LABEL_COLUMN)
     return _figure(section, fig, "Fig. 2 (left): RD loss vs decode kFLOPs/px; the frontier is the black staircase, "
                                  "its runs labelled as in Table 1; stars: models trained elsewhere (not ranked)")
+
+
+def _replicates_section(options: ReportOptions, frame: pd.DataFrame, folder: Path, notes: list[str]) -> Section | None:
+    """Seeds: each variant's mean with its interval, p_frontier, and the 50 % / 90 % attainment
+    surfaces of the frontier across seeds. None (with a note) when no variant has two seeds."""
+    seeds = pd.to_numeric(frame.get(names.TAG_SEED), errors="coerce") if names.TAG_SEED in frame else None
+    if seeds is None or not (frame.assign(_seed=seeds).groupby(names.TAG_VARIANT_ID)["_seed"].nunique() >= 2).any():
+        notes.append("seed replicates not shown: no variant has runs with two training seeds (train.seeds)")
+        return None
+    result = query_replicates(options.experiment, DEFAULT_X, DEFAULT_Y, family=options.family, lmbda=options.lmbda,
+                              tracking_uri=options.tracking_uri, frame=frame)
+    notes += result.notes
+    section = Section("Seed replicates")
+    section.text(f"{result.describe()}; {result.noise.describe()}.")
+    view = result.table.drop(columns=["run_ids"], errors="ignore")
+    section.table(view, "replicates", header=headers(view.columns))
+    surfaces = attainment_surfaces(seed_fronts(result.runs, result.objectives), result.objectives)
+    fig = plot_attainment(result.ranked, surfaces, result.objectives,
+                          title=f"{options.experiment}: frontier across seeds")
+    drawn = figures.save_figure(fig, folder / "fig2_attainment.png")
+    return _figure(section, drawn, "Variant means with their intervals over seeds (error bars), and the attainment "
+                                   "surfaces of the frontier across seeds: 50 % solid, 90 % dashed")
 
 
 def _savings_section(savings: RateSavings | None, references: list[RDCurve], folder: Path) -> Section:

@@ -342,3 +342,33 @@ def test_bad_draws_are_a_user_error(replicate_store):
 
     with pytest.raises(UserError, match="--draws"):
         query_replicates("replicates", tracking_uri=replicate_store, draws=0)
+
+
+def test_rdc_frontier_replicates_prints_the_means_and_membership(replicate_store, capsys):
+    from analysis.cli import frontier_main
+
+    assert frontier_main(["--experiment", "replicates", "--tracking-uri", replicate_store, "--replicates",
+                          "--draws", "200", "--format", "json"]) == 0
+    rows = {row["variant_id"]: row for row in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["cheap"][P_FRONTIER] == 1.0 and rows["top"][P_FRONTIER] == 1.0
+    assert rows["cheap"]["n_seeds"] == 3
+    assert "dominated" not in rows  # never on the frontier: p = 0, not a row of the table
+
+
+def test_replicate_options_need_replicates(replicate_store):
+    from analysis.cli import frontier_main
+    from rdc.errors import UserError
+
+    with pytest.raises(UserError, match="--draws"):
+        frontier_main(["--experiment", "replicates", "--tracking-uri", replicate_store, "--draws", "10"])
+
+
+def test_report_shows_seed_replicates_with_attainment_surfaces(replicate_store, tmp_path):
+    from analysis.report import ReportOptions, write_report
+
+    page = write_report(ReportOptions(experiment="replicates", out=str(tmp_path / "report"),
+                                      tracking_uri=replicate_store))
+    html = page.read_text()
+    assert "Seed replicates" in html and "P(on frontier)" in html
+    assert (tmp_path / "report" / "fig2_attainment.png").stat().st_size > 0
+    assert (tmp_path / "report" / "fig2_attainment.svg").stat().st_size > 0
