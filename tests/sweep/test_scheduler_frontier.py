@@ -72,9 +72,10 @@ def test_a_frontier_sweep_stops_exactly_the_trials_its_replay_predicts(tmp_path:
     root = make_root(tmp_path)
     write_space(root, "stopping", "stopping", widths=[8], ms=MS)  # "frontier" is a shipped space
     (root / "conf" / "scheduler").mkdir()
-    (root / "conf" / "scheduler" / "frontier.yaml").write_text(json.dumps({"name": "frontier", **OPTIONS}))
+    # Its own option file: a user's conf/scheduler/frontier.yaml would not shadow the shipped one.
+    (root / "conf" / "scheduler" / "frontier_test.yaml").write_text(json.dumps({"name": "frontier", **OPTIONS}))
     args = sweep_args(root, "stopping", steps=STEPS, log_every=1, checkpoint_every=3,
-                      extra=("scheduler=frontier", "cluster.max_concurrent_trials=1"))
+                      extra=("scheduler=frontier_test", "cluster.max_concurrent_trials=1"))
     assert main(args) == 0
 
     uri = f"sqlite:///{root / 'runs' / 'mlflow.db'}"
