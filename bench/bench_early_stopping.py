@@ -71,10 +71,16 @@ def load(table_path: Path, final_path: Path | None, config: str | None) -> pd.Da
     table = pd.read_csv(table_path)
     if config is not None and "config" in table:
         table = table[table["config"] == config]
+    # A (variant, seed) trained twice (an interrupted, sharded recording) counts once: its first run.
+    twice = int(table.duplicated(["variant_id", "seed", "step"]).sum())
+    table = table.drop_duplicates(["variant_id", "seed", "step"], keep="first")
+    if twice:
+        print(f"{twice} evaluation rows of (variant, seed) pairs recorded twice: the first run kept")
     if final_path is not None and final_path.is_file():
         finals = pd.read_csv(final_path)
         if config is not None and "config" in finals:
             finals = finals[finals["config"] == config]
+        finals = finals.drop_duplicates(["variant_id", "seed"], keep="first")
         finals = finals[finals["failed"].isna() | (finals["failed"].astype(str) == "")] if "failed" in finals else finals
         table = table.merge(finals[["variant_id", "seed", names.RD_LOSS]], on=["variant_id", "seed"], how="inner")
     return table.reset_index(drop=True)
@@ -201,8 +207,9 @@ def plot(frame: pd.DataFrame, title: str, path: Path) -> None:
         rows = frame[frame["policy"] == policy].sort_values("steps_fraction")
         if rows.empty:
             continue
-        line = "-" if policy in ("random", "optuna-tpe") else ""
-        ax.plot(rows["steps_fraction"], rows["hypervolume_kept"], line + marker, color=color, label=policy, ms=6)
+        line = "-" if policy in ("random", "optuna-tpe") else "none"  # a curve over k; others: one point a setting
+        ax.plot(rows["steps_fraction"], rows["hypervolume_kept"], linestyle=line, marker=marker, color=color,
+                label=policy, ms=6)
     ax.axhline(HV_GOAL, color="k", lw=0.8, ls=":")
     ax.axvline(STEPS_GOAL, color="k", lw=0.8, ls=":")
     ax.set_xlabel("training steps / exhaustive grid's")
@@ -308,7 +315,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{curves[0].steps[1] - curves[0].steps[0] if len(curves[0].steps) > 1 else '?'}; noise (pooled within-variant "
           f"sd of the final RD loss) {noise if noise is None else round(noise, 4)}; {shape}", flush=True)
 
-    groups = [curves] if args.replicates else [[c for c in curves if c.seed == s] for s in seeds]
+    # A sweep is every variant: seeds still being recorded (not every variant yet) are left out.
+    complete_seeds = [s for s in seeds if {c.variant_id for c in curves if c.seed == s} == set(variants)]
+    if complete_seeds != seeds:
+        print(f"seeds {sorted(set(seeds) - set(complete_seeds))} lack some variants (still recording): left out")
+        curves = [c for c in curves if c.seed in complete_seeds]
+    groups = [curves] if args.replicates else [[c for c in curves if c.seed == s] for s in complete_seeds]
     runs = [sweep_rows(g, max_steps, noise, order, args.concurrency, draws, seed=i) for i, g in enumerate(groups)]
     frame = average(runs)
     frame.to_csv(args.out, index=False)
