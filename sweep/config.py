@@ -211,7 +211,10 @@ def _check_values(cfg: dict) -> None:
     from sweep.search import check_search
 
     check_search(cfg["search"])
-    scheduler_for(cfg["scheduler"], cfg["train"]["steps"])
+    if scheduler_for(cfg["scheduler"], cfg["train"]["steps"]).active and cfg["train"]["eval_every"] <= 0:
+        raise UserError("train.eval_every", cfg["train"]["eval_every"],
+                        reason=f"scheduler={cfg['scheduler']['name']} ranks trials by their held-out curve",
+                        allowed="a positive number of steps (or scheduler=none)")
     if cfg["search_space"] is None:
         raise UserError("search_space", None, allowed=", ".join(available("search_space")))
 

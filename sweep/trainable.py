@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 
 from jobs.crops import DEFAULT_CACHE, RandomCrops, TrainingSet
+from jobs.data import load_images
+from jobs.heldout import HeldOutSet
 from jobs.settings import TrainSettings
 from jobs.train import Trainer, TrainingDiverged
 from models import build
@@ -118,6 +120,7 @@ def run_variant(config: dict) -> None:
     except UserError as err:  # e.g. the folder is not on this node
         return _fail(run, 0, err)
     trainer = Trainer(model, train, crops)
+    held_out = _held_out_set(settings, train)
     resumed_from = _restore(trainer)
     buffer = MetricBuffer(run, run.last_step(names.TRAIN_LOSS))
     run.set_tags({names.TAG_RESUMED_FROM_STEP: resumed_from})
@@ -129,7 +132,11 @@ def run_variant(config: dict) -> None:
                 fault.poison(model)
             metrics = trainer.train_step()
             step = trainer.step
-            if step % train.log_every == 0 or step == train.steps:
+            # A held-out point is logged with the step's training metrics, so the row is whole
+            # (a resumed trial skips rows through its last train/loss step: no point twice).
+            if held_out is not None and trainer.eval_due():
+                metrics = {**metrics, **trainer.evaluate_held_out(held_out)}
+            if step % train.log_every == 0 or step == train.steps or names.EVAL_RD_LOSS in metrics:
                 buffer.add(step, metrics)
                 if report_progress and step < train.steps and PROGRESS_SOURCE in metrics:
                     # A scheduler may stop the trial at this report: Tune then ends it inside
@@ -145,11 +152,22 @@ def run_variant(config: dict) -> None:
         return _fail(run, trainer.step, err)
     final = _measure_and_log(run, model, variant, settings, train.lmbda)
     final.update({names.TRAIN_STEPS: trainer.step, names.TRAIN_SECONDS: time.perf_counter() - train_started})
+    if trainer.curve:
+        final[names.RD_LOSS_SMOOTHED] = trainer.rd_loss_smoothed()
     run.log_final(trainer.step, final)
     run.finish()
     # When and how long the trial worked, for the overhead benchmark (bench/bench_overhead.py).
     tune.report({"step": trainer.step, "done": True, OUTCOME: "finished", "trial_seconds": time.perf_counter() - started,
                  "started_at": started_at, **_short(final)})
+
+
+def _held_out_set(settings: dict, train: TrainSettings) -> HeldOutSet | None:
+    """The fixed crops of the evaluation images the held-out curve is measured on (None when
+    train.eval_every is 0). The driver checked the folder; a node without it fails the trial."""
+    if train.eval_every <= 0:
+        return None
+    images = load_images(settings["data"]["eval_dir"], split="eval", key="data.eval_dir")
+    return HeldOutSet.from_images(images, train.eval_crop)
 
 
 def _fail(run: VariantRun, step: int, err: Exception) -> None:

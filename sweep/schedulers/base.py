@@ -9,13 +9,12 @@ from rdc import names
 from rdc.errors import UserError
 from sweep.variant import Variant
 
-# What a trial reports while it trains, for schedulers to rank trials by (lower is better):
-# the value of PROGRESS_SOURCE at every train.log_every step, reported after every metric up to
-# that step is in MLflow. The training loss is the RD objective (lambda * 255^2 * mse + bpp) on
-# the training crops; switch the source to names.EVAL_RD_LOSS (the held-out curve) once the
-# trainable logs it every train.eval_every steps.
+# What a trial reports while it trains, for schedulers to rank trials by (lower is better): its
+# held-out RD loss (jobs.heldout, the fixed crops of the evaluation images) at every
+# train.eval_every step, reported after every metric up to that step is in MLflow. Not the
+# training loss: on random crops it swings by orders of magnitude from one step to the next.
 PROGRESS_METRIC = "progress_rd_loss"
-PROGRESS_SOURCE = names.TRAIN_LOSS
+PROGRESS_SOURCE = names.EVAL_RD_LOSS
 TIME_ATTR = "step"
 # The key of a trainable's last report: how the trial ended ("finished", "failed", "skipped"). A
 # trial Tune completed without it was stopped by its scheduler.

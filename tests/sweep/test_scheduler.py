@@ -17,8 +17,8 @@ from sweep.schedulers import PROGRESS_METRIC, SCHEDULERS, SchedulerContext, Tria
 from tests.cluster.rig import history, make_root, sweep_args
 
 # Two variants that differ only in M, trained one after the other on the same seeded crops. At
-# the rung (step 2) the second (M=8) has 3x the training loss of the first (M=64) on the same
-# batch, so ASHA (reduction factor 2: the better half goes on) stops it there.
+# the rung (step 2) the second (M=64) has a higher held-out RD loss than the first (M=8) (the
+# test asserts it from MLflow), so ASHA (reduction factor 2: the better half goes on) stops it.
 SPACE = """
 name: asha
 shared:
@@ -27,7 +27,7 @@ shared:
   transform: {type: conv, N: 8}
 families:
   - name: tiny
-    M: [64, 8]
+    M: [8, 64]
 """
 STEPS, GRACE = 6, 2
 
@@ -64,7 +64,7 @@ def test_an_asha_stopped_trial_ends_its_run_stopped_with_its_step_and_is_not_ret
     (root / "conf" / "search_space" / "asha.yaml").write_text(SPACE)
     args = sweep_args(root, "asha", steps=STEPS, log_every=1, checkpoint_every=3,
                       extra=("scheduler=asha", f"scheduler.grace_period={GRACE}", "scheduler.reduction_factor=2",
-                             "cluster.max_concurrent_trials=1"))
+                             "cluster.max_concurrent_trials=1", "train.eval_every=1", "train.eval_crop=32"))
     assert main(args) == 0  # a stopped trial is no failure
     out = capsys.readouterr().out
     assert "finished 1/2 variants, 1 stopped early" in out
@@ -74,9 +74,10 @@ def test_an_asha_stopped_trial_ends_its_run_stopped_with_its_step_and_is_not_ret
     client = MlflowClient(uri)
     runs = {int(r.data.params[names.SPEC_PARAM_PREFIX + "M"]): r
             for r in client.search_runs([client.get_experiment_by_name("asha").experiment_id])}
-    kept, stopped = runs[64], runs[8]
+    kept, stopped = runs[8], runs[64]
     # What ASHA saw at the rung is what MLflow holds: the second trial was worse there.
-    assert history(uri, stopped.info.run_id)[-1][1] > dict(history(uri, kept.info.run_id))[GRACE]
+    curve = history(uri, stopped.info.run_id, names.EVAL_RD_LOSS)
+    assert curve[-1][0] == GRACE and curve[-1][1] > dict(history(uri, kept.info.run_id, names.EVAL_RD_LOSS))[GRACE]
     assert kept.info.status == "FINISHED" and names.TAG_STOPPED_EARLY not in kept.data.tags
     assert stopped.info.status == names.STOPPED_STATUS
     assert stopped.data.tags[names.TAG_STOPPED_EARLY] == str(GRACE)

@@ -75,7 +75,8 @@ def test_a_frontier_sweep_stops_exactly_the_trials_its_replay_predicts(tmp_path:
     # Its own option file: a user's conf/scheduler/frontier.yaml would not shadow the shipped one.
     (root / "conf" / "scheduler" / "frontier_test.yaml").write_text(json.dumps({"name": "frontier", **OPTIONS}))
     args = sweep_args(root, "stopping", steps=STEPS, log_every=1, checkpoint_every=3,
-                      extra=("scheduler=frontier_test", "cluster.max_concurrent_trials=1"))
+                      extra=("scheduler=frontier_test", "cluster.max_concurrent_trials=1",
+                             "train.eval_every=1", "train.eval_crop=32"))
     assert main(args) == 0
 
     uri = f"sqlite:///{root / 'runs' / 'mlflow.db'}"
