@@ -26,8 +26,10 @@ _names = itertools.count()
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    tracking.ensure_experiment(uri, "exp", None)
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    # An explicit artifact root: MLflow's default (./mlruns) would write into the working folder.
+    tracking.ensure_experiment(uri, "exp", str(folder / "artifacts"))
     return uri
 
 
