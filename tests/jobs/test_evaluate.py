@@ -115,9 +115,12 @@ def test_escapes_are_counted_and_priced_as_the_coder_codes_them(kodak):
 def test_every_family_estimate_meets_the_bytes_or_the_diagnostics_say_why(family, kodak):
     """A few hundred steps (RDC_TEST_SCALE x 200), then a whole Kodak image. The coder's own
     count (bpp_table: the same scale table, CDFs and escape code as the bytes) is the bytes
-    within 2 %, escapes or not. The likelihood estimate bpp_est sits below it by the price of
-    the 64-level scale table (scales rounded up; 2-3.5 % here at escape share 0), and by
-    what escapes cost beyond the likelihood's floor: bpp_table - bpp_est says how much."""
+    within 2 %, escapes or not (0.02-0.8 % measured at 300 steps). The likelihood estimate
+    bpp_est differs from it by the 64-level scale table, which rounds every scale up: dearer
+    for well-fitted scales, cheaper for scales too small (undertrained SwinT), -2.6 % to
+    +3.6 % measured with no escape; and by escapes, which the likelihood charges at its floor
+    (SwinT/CHARM:SwinT and SwinT/ELIC:Conv escaped 22-34 % of symbols at 300 steps: bytes
+    0.79 of bpp_est, bpp_table still the bytes). bpp_table - bpp_est says how much."""
     torch.manual_seed(0)
     model = build(tiny_spec(*family))
     settings = TrainSettings(steps=max(50, int(200 * TEST_SCALE)), batch_size=4, crop=64, lr=1e-3, aux_lr=1e-2, lmbda=LMBDA)
@@ -133,7 +136,7 @@ def test_every_family_estimate_meets_the_bytes_or_the_diagnostics_say_why(family
           f"escapes {summary[names.ESCAPE_SHARE]:.2e}")
     assert summary[names.BPP] == pytest.approx(summary[BPP_TABLE], rel=0.02)
     if summary[names.ESCAPE_SHARE] < 1e-4:
-        assert 0.98 < summary[names.BPP_OVER_EST] < 1.05
+        assert 0.95 < summary[names.BPP_OVER_EST] < 1.05
 
 
 def test_psnr_equals_a_direct_recomputation_from_saved_reconstructions(evaluation, kodak, tmp_path):
