@@ -62,6 +62,10 @@ def _json(text: str, path: Path, key: str) -> tuple[str, list, list]:
         raise UserError(key, str(path), reason="JSON without results.bpp", allowed=FORMATS)
     for field in ("psnr-rgb", "psnr"):
         if field in results:
+            for column in ("bpp", field):
+                if not isinstance(results[column], list):  # a number, a string or an object is no curve
+                    raise UserError(key, str(path), reason=f"results.{column} is a {type(results[column]).__name__}, "
+                                                           "not a list of numbers", allowed=FORMATS)
             return str(data.get("name") or path.stem), list(results["bpp"]), list(results[field])
     present = ", ".join(sorted(k for k in results if k != "bpp"))
     raise UserError(key, str(path), reason=f"no RGB PSNR in this curve (it has {present})", allowed=FORMATS)

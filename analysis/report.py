@@ -37,6 +37,7 @@ from analysis.runtime import ALL_FAMILIES, device_rankings, flops_runtime_correl
 from analysis.savings import RateSavings, model_curves, rate_savings
 from analysis.store import display_uri, tracking_uri
 from rdc import names
+from rdc.paths import check_writable_folder
 from rdc.errors import UserError
 
 PAGE = "report.html"
@@ -68,6 +69,7 @@ def write_report(options: ReportOptions) -> Path:
     out = Path(options.out).expanduser()
     if out.exists() and not out.is_dir():
         raise UserError(OUT_KEY, str(out), reason="is a file", allowed="a folder (created if missing)")
+    check_writable_folder(out, key=OUT_KEY)  # before the store is read: a refusal costs nothing
     result = query_frontier(options.experiment, frame=runs(options.experiment, options.tracking_uri, finished_only=False),
                             family=options.family, lmbda=options.lmbda, include_stopped=options.include_stopped,
                             with_references=options.with_references)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from rdc.errors import UserError
+from rdc.stores import check_tracking_uri, display_uri  # noqa: F401 - display_uri: analysis's callers import it here
 
 DEFAULT_TRACKING_URI = "sqlite:///runs/mlflow.db"
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
@@ -47,11 +48,12 @@ def tracking_uri(uri: str | None) -> str:
 def read_experiment(experiment: str, uri: str | None = None) -> RawRuns:
     """All active (not deleted) runs of `experiment`; UserError if the store or experiment is absent."""
     uri = tracking_uri(uri)
+    # Before anything opens it: no hang on a silent server, no schema written into a file that
+    # is not an MLflow store, one line for a missing driver (rdc.stores only ever reads).
+    check_tracking_uri(uri, key=URI_KEY)
     scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
     if scheme not in SQL_SCHEMES:
         return _read_with_client(experiment, uri)
-    if scheme == "sqlite":
-        _check_sqlite_file(uri)
     from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
     try:
@@ -65,19 +67,6 @@ def read_experiment(experiment: str, uri: str | None = None) -> RawRuns:
         warnings.warn(f"reading {uri} with SQL failed ({type(err).__name__}); using MlflowClient (slower)",
                       stacklevel=2)
         return _read_with_client(experiment, uri)
-
-
-def _check_sqlite_file(uri: str) -> None:
-    # MlflowClient and SQLAlchemy would both create an empty database for a mistyped path:
-    # a query must never write, so a missing file is a user error here.
-    from sqlalchemy.engine import make_url
-
-    database = make_url(uri).database
-    if not database or database == ":memory:":
-        raise UserError(URI_KEY, uri, reason="an in-memory sqlite store has no runs", allowed="sqlite:///PATH/mlflow.db")
-    if not Path(database).is_file():
-        raise UserError(URI_KEY, uri, reason=f"no such file: {database}",
-                        allowed="an existing MLflow sqlite file, e.g. sqlite:///runs/mlflow.db")
 
 
 class _AmbiguousName(Exception):
@@ -189,12 +178,3 @@ def _raise_unknown(experiment: str, uri: str, known: list[str], *, deleted: bool
     raise UserError(EXPERIMENT_KEY, experiment, reason=reason,
                     allowed=", ".join(known) if known else "none yet (run `rdc sweep` first)")
 
-
-def display_uri(uri: str) -> str:
-    """The URI without a password, for messages and reports."""
-    if "@" not in uri or "://" not in uri:
-        return uri
-    scheme, rest = uri.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else uri

@@ -129,7 +129,7 @@ def compose(overrides: list[str], config_dir: str | None = None):
         with initialize_config_dir(version_base=None, config_dir=str(CONF_DIR), job_name="rdc"):
             return hydra_compose(config_name="config", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
-        raise _user_error(err, overrides) from None
+        raise _user_error(err, overrides, config_dir) from None
     except yaml.YAMLError as err:  # a config file that is not YAML (syntax, duplicate keys)
         mark = getattr(err, "problem_mark", None)
         where = f"{mark.name}:{mark.line + 1}" if mark else "config file"
@@ -143,7 +143,8 @@ def compose(overrides: list[str], config_dir: str | None = None):
             raise
         group, value = next(((g, _override_value(g, overrides)) for g in GROUPS if _override_value(g, overrides)),
                             ("override", " ".join(overrides)))
-        raise UserError(group, value, reason="not a config name", allowed=", ".join(available(group)) or "group=option") from None
+        raise UserError(group, value, reason="not a config name",
+                        allowed=", ".join(available(group, config_dir)) or "group=option") from None
 
 
 def load_config(overrides: list[str], config_dir: str | None = None) -> dict:
@@ -155,7 +156,7 @@ def load_config(overrides: list[str], config_dir: str | None = None) -> dict:
     try:
         plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     except OmegaConfBaseException as err:
-        raise _user_error(err, overrides) from None
+        raise _user_error(err, overrides, config_dir) from None
     plain.pop("hydra", None)
     _absolutise(plain)
     _check_values(plain)
@@ -246,12 +247,14 @@ def _check_known_keys(cfg: dict) -> None:
                     raise UserError(f"{key}.{sub}", value[sub], reason="unknown key", allowed=", ".join(known))
 
 
-def available(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+def available(group: str, config_dir: str | None = None) -> list[str]:
+    """The options of a config group: the shipped ones and those in the user's --config-dir."""
+    folders = [CONF_DIR] + ([Path(config_dir).expanduser()] if config_dir else [])
+    return sorted({p.stem for folder in folders for p in (folder / group).glob("*.yaml")})
 
 
 # -- errors ------------------------------------------------------------------------------
-def _user_error(err: Exception, overrides: list[str]) -> UserError:
+def _user_error(err: Exception, overrides: list[str], config_dir: str | None = None) -> UserError:
     """One line for a Hydra/OmegaConf failure: the key, the value and what is allowed."""
     text = " ".join(str(err).split())
     cause = err.__cause__ or err.__context__
@@ -260,7 +263,7 @@ def _user_error(err: Exception, overrides: list[str]) -> UserError:
     missing = re.search(r"Could not find '([^/']+)/([^']+)'", text)
     if missing:
         group, option = missing.groups()
-        return UserError(group, option, reason="no such config", allowed=", ".join(available(group)) or "none")
+        return UserError(group, option, reason="no such config", allowed=", ".join(available(group, config_dir)) or "none")
     missing_primary = re.search(r"Could not override '([^']+)'", text)
     if missing_primary:
         key = missing_primary.group(1)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from rdc import names
+from rdc.errors import UserError
 from sweep.search.base import Runs, SearchStrategy
 from sweep.tracking import RunState
 from sweep.variant import Variant, canonical_json, flatten_spec
@@ -199,23 +200,28 @@ class OptunaSearch(SearchStrategy):
 
     @classmethod
     def check_config(cls, search: dict) -> None:
-        from rdc.errors import UserError
-
         if search["budget"] < 1:
             raise UserError("search.budget", search["budget"],
                             allowed="a positive integer: how many variants search=optuna trains")
+
+    def __init__(self, search: dict, variants: list[Variant], *, force: bool = False):
+        super().__init__(search, variants, force=force)
+        if search["budget"] > len(self.variants):
+            # Silently training the whole space would be a grid sweep the user did not ask for.
+            raise UserError("search.budget", search["budget"],
+                            reason=f"the space has only {len(self.variants)} variants",
+                            allowed=f"at most {len(self.variants)} (search=grid trains every variant)")
 
     def tried(self, runs: Runs) -> int:
         return sum(v.variant_id in runs for v in self.variants)
 
     def left(self, runs: Runs) -> int:
-        """Variants the search may still train: its budget (at most the space) less those with a run."""
-        return max(0, min(self.search["budget"], len(self.variants)) - self.tried(runs))
+        """Variants the search may still train: its budget less those with a run."""
+        return max(0, self.search["budget"] - self.tried(runs))
 
     def describe(self, runs: Runs) -> str:
-        whole = " (the whole space)" if self.search["budget"] > len(self.variants) else ""
         return (f", optuna search ({self.search['sampler']}): {len(self.variants)} variants, budget "
-                f"{self.search['budget']}{whole}, {self.tried(runs)} tried, {self.left(runs)} to train")
+                f"{self.search['budget']}, {self.tried(runs)} tried, {self.left(runs)} to train")
 
     def propose(self, runs: Runs, slots: int, launched: list[str]) -> list[Variant]:
         count = min(self.left(runs), round_size(self.search, slots))

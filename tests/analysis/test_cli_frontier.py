@@ -102,7 +102,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, known_store, argv, line):
 
 def test_missing_store_file(capsys, tmp_path):
     code, out, err = _run(capsys, "--experiment", "demo", "--tracking-uri", f"sqlite:///{tmp_path}/none.db")
-    assert code == 2 and out == "" and "no such file" in err and len(err.splitlines()) == 1
+    assert code == 2 and out == "" and "no such sqlite file" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "none.db").exists()
 
 

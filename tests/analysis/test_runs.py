@@ -68,7 +68,7 @@ def test_bad_experiments(known_store, experiment, message):
 
 def test_a_missing_sqlite_file_is_an_error_and_is_not_created(tmp_path):
     missing = tmp_path / "typo.db"
-    with pytest.raises(UserError, match=r"--tracking-uri='sqlite:///.*typo.db': no such file"):
+    with pytest.raises(UserError, match=r"--tracking-uri='sqlite:///.*typo.db': no such sqlite file"):
         runs("demo", f"sqlite:///{missing}")
     assert not missing.exists()
 

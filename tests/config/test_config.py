@@ -83,3 +83,12 @@ def test_missing_config_dir_is_refused(tmp_path):
 def test_available_lists_group_options():
     assert "demo" in available("search_space")
     assert {"demo", "paper"} <= set(available("train"))
+
+
+def test_an_unknown_space_lists_the_users_spaces_too(tmp_path):
+    (tmp_path / "search_space").mkdir()
+    (tmp_path / "search_space" / "my_space.yaml").write_text("name: my_space\nfamilies: []\n")
+    with pytest.raises(UserError) as err:
+        load_config(["search_space=nope"], str(tmp_path))
+    assert err.value.key == "search_space" and err.value.value == "nope"
+    assert {"my_space", "demo", "paper"} <= set(err.value.allowed.split(", "))

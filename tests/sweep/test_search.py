@@ -108,7 +108,10 @@ def test_a_search_sweep_spends_its_budget_in_rounds_and_continues_from_mlflow(tm
     assert sweep("search.budget=3") == 0  # spent: nothing trains again
     assert "3 tried, 0 to train" in capsys.readouterr().out and runs() == first
 
-    assert sweep("search.budget=10") == 0  # widened: the one variant left, then the space is done
+    assert sweep("search.budget=5") == 2  # more than the space holds: refused with its size
+    assert "search.budget" in capsys.readouterr().err and len(runs()) == 3
+
+    assert sweep("search.budget=4") == 0  # widened: the one variant left, then the space is done
     out = capsys.readouterr().out
-    assert "budget 10 (the whole space), 3 tried, 1 to train" in out and "finished 1/1 variants" in out
+    assert "budget 4, 3 tried, 1 to train" in out and "finished 1/1 variants" in out
     assert len(runs()) == 4 and set(runs().values()) == {"FINISHED"}

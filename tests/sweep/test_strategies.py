@@ -98,3 +98,10 @@ def test_a_new_strategy_is_one_class_and_one_registry_line(variants, monkeypatch
     cfg = load_config(["search.strategy=first"])  # accepted by the config check as it is
     strategy = strategy_for(cfg["search"], variants)
     assert strategy.propose({}, slots=4, launched=[]) == variants[:1]
+
+
+def test_optuna_refuses_a_budget_larger_than_the_space(variants):
+    with pytest.raises(UserError) as err:
+        strategy_for({**GRID, "strategy": "optuna", "budget": len(variants) + 1}, variants)
+    assert err.value.key == "search.budget" and f"only {len(variants)} variants" in err.value.reason
+    assert strategy_for({**GRID, "strategy": "optuna", "budget": len(variants)}, variants).left({}) == len(variants)
