@@ -37,8 +37,6 @@ from jobs.loss import likelihood_bits, rd_loss
 from models import bitstream
 from rdc import names
 
-# Not in rdc/names.py yet (asked for): the coder's own bits by its tables, per pixel.
-BPP_TABLE = "bpp_table"
 MS_SSIM_MIN_SIDE = 161  # pytorch_msssim: smaller side > (win_size - 1) * 2^4 = 160
 
 
@@ -135,7 +133,7 @@ def summarise(per_image: list[ImageResult], lmbda: float) -> dict[str, float]:
         summary[names.MS_SSIM_DB] = mean("ms_ssim_db")
     summary[names.RD_LOSS] = rd_loss(summary[names.MSE], summary[names.BPP], lmbda)
     summary[names.ESCAPE_SHARE] = mean("escape_share")
-    summary[BPP_TABLE] = mean("bpp_table")
+    summary[names.BPP_TABLE] = mean("bpp_table")
     summary[names.BPP_OVER_EST] = summary[names.BPP] / summary[names.BPP_EST]
     for stream in per_image[0].stream_bpp:
         summary[names.bpp_stream(stream)] = float(np.mean([r.stream_bpp[stream] for r in per_image]))

@@ -38,7 +38,10 @@ def measure(model, settings: dict, lmbda: float, *, shared_device: bool) -> Meas
 
     evaluation = evaluate(model, images, lmbda)
     device = next(model.parameters()).device
-    runtime = profile_runtime(model, images, device, RuntimeProtocol(profile["warmup"], profile["repeats"]))
+    # A shared device is disturbed by design: re-measuring would only cost time (rdc profile
+    # measures such runs alone later); its runtimes are flagged, not retried.
+    protocol = RuntimeProtocol(profile["warmup"], profile["repeats"], remeasure=0 if shared_device else 2)
+    runtime = profile_runtime(model, images, device, protocol)
     label = runtime.device + (names.SHARED_SUFFIX if shared_device else "")
 
     metrics = {
@@ -55,5 +58,8 @@ def measure(model, settings: dict, lmbda: float, *, shared_device: bool) -> Meas
         names.TAG_EVAL_IMAGES: images_label,
         names.runtime_protocol_tag(label): runtime.describe(images_label),
     }
+    suspect = runtime.suspect_tag(label)
+    if suspect and not shared_device:  # a shared device's runtimes are under <device>-shared anyway
+        tags[names.TAG_RUNTIME_SUSPECT] = suspect
     tables = {names.EVAL_TABLE: evaluation.table(), names.runtime_table(label): runtime.table()}
     return Measurement(metrics, tags, tables)

@@ -37,6 +37,9 @@ RD_LOSS_SMOOTHED = "rd_loss_smoothed"  # final, from the held-out curve (rule in
 # Coding diagnostics of the real bitstream (final): where estimate and bytes part ways.
 ESCAPE_SHARE = "escape_share"  # share of latent symbols outside the CDF tables (coded by the escape path)
 BPP_OVER_EST = "bpp_over_est"  # bpp (bytes) / bpp_est (likelihoods)
+# Bits per pixel the coder spends by its own tables (scale table, CDFs, escape code): the bytes
+# without the header and the few bytes of rANS flush per stream.
+BPP_TABLE = "bpp_table"
 BPP_STREAM_PREFIX = "bpp_stream_"  # bpp of one stream: bpp_stream_z, bpp_stream_y, bpp_stream_y3, ...
 
 

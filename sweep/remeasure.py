@@ -194,7 +194,7 @@ def profile_main(argv: list[str] | None = None) -> int:
         raise UserError("--experiment", args.experiment, reason="has no FINISHED runs", allowed="an experiment whose sweep finished some runs")
 
     protocol = RuntimeProtocol(warmup=warmup, repeats=repeats, threads=args.threads)
-    counts = {"profiled": 0, "already profiled": 0, "failed": 0}
+    counts = {"profiled": 0, "already profiled": 0, "failed": 0, "suspect": 0}
     with pinned_threads(args.threads):
         name = device_name(device)
         which = f"{len(image_sets[args.images][0])} images" if args.images else "each run's evaluation images"
@@ -214,10 +214,15 @@ def profile_main(argv: list[str] | None = None) -> int:
                 _error("profile", err)
                 continue
             counts["profiled"] += 1
+            counts["suspect"] += "; SUSPECT: " in line
             print(f"  {label}: {line}", flush=True)
     if others:
         counts["not finished (skipped)"] = len(others)
+    suspect = counts.pop("suspect")
     print(f"rdc profile: {name}: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    if suspect:
+        print(f"rdc profile: {suspect} of {counts['profiled']} runs still looked disturbed after re-measuring "
+              f"(tag {names.TAG_RUNTIME_SUSPECT}): time them again on a quiet machine")
     return 2 if counts["failed"] else 0
 
 
@@ -272,14 +277,29 @@ def _profile_run(client, run, device, protocol, images, images_label: str) -> st
             table = Path(folder) / names.runtime_table(runtime.device)
             runtime.table().to_csv(table, index=False)
             target.log_artifact(table)
-        target.set_tags({names.runtime_protocol_tag(runtime.device): runtime.describe(images_label)})
+        target.set_tags({names.runtime_protocol_tag(runtime.device): runtime.describe(images_label),
+                         **_suspect_tags(run, runtime)})
         # Metrics last, in one batch: they are what marks the run as profiled. The run is read
         # again first, so a concurrent `rdc profile` on this device cannot make us write a second value.
         target.log_new_metrics({**metrics, **costs}, STEP)
     except StaleAttempt as err:
         raise UserError(f"run {run_id}", None, reason=str(err), allowed="rdc profile again once the sweep is done") from None
     summary = {stage: runtime.summary(stage) for stage in names.RUNTIME_STAGES}
-    return ", ".join(f"{stage} {s[names.MS]:.2f} ms (cv {100 * s[names.CV]:.1f}%)" for stage, s in summary.items())
+    line = ", ".join(f"{stage} {s[names.MS]:.2f} ms (cv {100 * s[names.CV]:.1f}%)" for stage, s in summary.items())
+    suspects = runtime.suspects()
+    return line + (f"; SUSPECT: {', '.join(suspects)}" if suspects else "")
+
+
+def _suspect_tags(run, runtime) -> dict[str, str]:
+    """names.TAG_RUNTIME_SUSPECT with this device's part replaced by what this profiling found
+    (other devices' parts kept; the tag goes when no device is suspect any more)."""
+    old = run.data.tags.get(names.TAG_RUNTIME_SUSPECT, "")
+    parts = [p for p in old.split(" | ") if p and not p.startswith(runtime.device + ":")]
+    mine = runtime.suspect_tag()
+    parts += [mine] if mine else []
+    if not parts:
+        return {names.TAG_RUNTIME_SUSPECT: ""} if old else {}
+    return {names.TAG_RUNTIME_SUSPECT: " | ".join(parts)}
 
 
 # -- rdc eval ----------------------------------------------------------------------------------

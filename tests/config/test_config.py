@@ -53,6 +53,10 @@ def test_extra_config_dir_adds_search_spaces(tmp_path):
         ("train.seed=-1", "train.seed", ">= 0"),
         ("train.aux_lr=0", "train.aux_lr", "positive"),
         ("train.clip_grad=-1", "train.clip_grad", "0 (no clipping)"),
+        ("train.warmup_steps=-1", "train.warmup_steps", ">= 0"),
+        ("train.eval_every=-5", "train.eval_every", "0 (no held-out curve)"),
+        ("train.eval_crop=-1", "train.eval_crop", "0 (whole images)"),
+        (["scheduler=asha", "train.eval_every=0"], "train.eval_every", "positive"),
         ("data.workers=-1", "data.workers", "0 (no worker processes)"),
         ("data.cache_images=0", "data.cache_images", "positive"),
         ("search.sampler=cmaes", "search.sampler", "tpe, nsga2, random"),
@@ -68,7 +72,7 @@ def test_extra_config_dir_adds_search_spaces(tmp_path):
 )
 def test_bad_overrides_are_one_line_naming_the_key(override, key, allowed):
     with pytest.raises(UserError) as info:
-        load_config([override])
+        load_config(override if isinstance(override, list) else [override])
     line = str(info.value)
     assert "\n" not in line
     assert line.startswith(key)
