@@ -14,6 +14,7 @@ COMMANDS = {
     "plan": ("sweep.plan", "main", "expand a search space and cost every variant without training"),
     "frontier": ("analysis.cli", "frontier_main", "the Pareto frontier table of an experiment, from MLflow"),
     "report": ("analysis.cli", "report_main", "the study's figures and an HTML report of an experiment"),
+    "import": ("sweep.importer", "main", "put a model trained elsewhere into an experiment as a reference run"),
     "replay": ("analysis.replay", "main", "what each early-stopping policy would have stopped in a finished sweep"),
     "profile": ("sweep.remeasure", "profile_main", "add this device's decode runtimes to every finished run"),
     "eval": ("sweep.remeasure", "eval_main", "evaluate one trained run on a folder of images"),
