@@ -34,6 +34,16 @@ class ImageCodec(CompressionModel):
         self.latent = latent
         self.pad_multiple = pad_multiple
 
+    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        # Earlier checkpoints' key names first: compressai's loader resizes the entropy models'
+        # tables by module name before torch's load hooks run.
+        from models.entropy.hyper_latent import HyperLatentCodec, nest_y_codec_keys
+
+        if isinstance(self.latent, HyperLatentCodec):
+            state_dict = dict(state_dict)
+            nest_y_codec_keys(state_dict, "latent.")
+        return super().load_state_dict(state_dict, strict=strict, **kwargs)
+
     # -- training / estimation -------------------------------------------------------
     def forward(self, x: Tensor) -> dict:
         height, width = x.shape[-2:]

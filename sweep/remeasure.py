@@ -75,6 +75,7 @@ def load_run_model(client, run_id: str, label: str | None = None):
 
     from models import build
     from models.errors import SpecError
+    from models.saved_specs import read_saved_spec
 
     key = f"run {run_id}" + (f" ({label})" if label and label != run_id else "") + ": checkpoint"
     with tempfile.TemporaryDirectory() as folder:
@@ -93,7 +94,7 @@ def load_run_model(client, run_id: str, label: str | None = None):
         raise UserError(key, names.MODEL_ARTIFACT, reason="not an rdc model checkpoint",
                         allowed='{"spec": spec mapping, "model": state_dict}')
     try:
-        model = build(state["spec"])
+        model = build(read_saved_spec(state["spec"]))  # an earlier version's spec as the function it was
     except SpecError as err:
         raise UserError(f"{key} spec.{err.key}", err.value, allowed=err.allowed) from None
     try:

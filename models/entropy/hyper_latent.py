@@ -43,7 +43,7 @@ class HyperLatentCodec(nn.Module):
         self.y = y_codec
         self.z_channels = entropy_bottleneck.channels
         self.h_s_input, self.h_a_input = h_s_input, h_a_input
-        self._register_load_state_dict_pre_hook(_nest_y_codec_keys)
+        self._register_load_state_dict_pre_hook(nest_y_codec_keys)
 
     def _analysis(self, y: Tensor) -> Tensor:
         return self.h_a(torch.abs(y) if self.h_a_input == "abs" else y)
@@ -84,10 +84,11 @@ class HyperLatentCodec(nn.Module):
         return {**self.y.coding_stats(y, self.h_s(z_hat)), "z": hyperlatent_stats(self.entropy_bottleneck, z)}
 
 
-def _nest_y_codec_keys(state_dict, prefix, *_args) -> None:
-    # Checkpoints written before the y-codec had its own module hold its tensors directly
-    # under the latent codec (latent.gaussian_conditional..., latent.mean_transforms...):
-    # they load unchanged, under latent.y.
+def nest_y_codec_keys(state_dict, prefix, *_args) -> None:
+    """Checkpoints written before the y-codec had its own module hold its tensors directly under
+    the latent codec (latent.gaussian_conditional..., latent.mean_transforms...): moved under
+    latent.y. A load pre-hook, and called by ImageCodec.load_state_dict before compressai's
+    loader sizes the CDF tables by module name (a hook would run after that)."""
     for key in [k for k in state_dict if k.startswith(prefix)]:
         child = key[len(prefix):].split(".", 1)[0]
         if child not in HYPER_CHILDREN:
