@@ -108,12 +108,13 @@ def run_sweep(cfg: dict) -> int:
     name, uri = record.sweep, record.uri
 
     launch.configure_ray_import(cfg["cluster"])
-    lost = launch.damaged_state(settings)
-    if lost:  # what MLflow holds is enough to go on: FINISHED variants are kept, the rest trained
-        print(f"sweep {name!r}: the earlier launch's Tune state is damaged ({lost}); its checkpoints are not "
-              "used: variants FINISHED in MLflow are kept, the others train from the start", flush=True)
-    resume = cfg["resume"] and not lost
     with launch.sweep_lock(settings):
+        # Under the lock: a running driver's half-written state is not "damaged", it is busy.
+        lost = launch.damaged_state(settings)
+        if lost:  # what MLflow holds is enough to go on: FINISHED variants are kept, the rest trained
+            print(f"sweep {name!r}: the earlier launch's Tune state is damaged ({lost}); its checkpoints are not "
+                  "used: variants FINISHED in MLflow are kept, the others train from the start", flush=True)
+        resume = cfg["resume"] and not lost
         if resume:
             statuses = launch.check_resumable(settings)
             launched = list(statuses)

@@ -164,10 +164,16 @@ def check_store(uri: str, *, key: str = "tracking.uri", timeout_s: float = 5.0) 
     check_tracking_uri(uri, key=key, may_create=True, timeout_s=timeout_s)
 
 
-# How often a trial logs and checkpoints changes no weight (a resumed run is bit-for-bit the
-# uninterrupted one): these keys hash at their defaults, so changing them keeps the finished
-# runs, and the ids of sweeps that never set them stay what they were.
+# The training-config id says "same trained weights". Keys that change no weight (a resumed run
+# is bit-for-bit the uninterrupted one; the held-out curve draws no random number):
+# - how often a trial logs and checkpoints hash at their defaults, so changing them keeps the
+#   finished runs and the ids of sweeps that never set them stay what they were;
+# - the held-out curve's settings, added later, are left out.
 NOT_TRAINING = ("log_every", "checkpoint_every")
+NOT_TRAINING_ADDED = ("eval_every", "eval_crop")
+# Training keys added after ids existed, left out at the value that trains as before they existed
+# (so a sweep that does not use them keeps its id and its finished runs).
+ADDED_INERT = {"warmup_steps": 0}
 
 
 def train_config_id(train_settings: dict, train_data: str | None = None) -> str:
@@ -178,7 +184,8 @@ def train_config_id(train_settings: dict, train_data: str | None = None) -> str:
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainSettings)}
     identity = {key: (defaults[key] if key in NOT_TRAINING and key in defaults else value)
-                for key, value in train_settings.items()}
+                for key, value in train_settings.items()
+                if key not in NOT_TRAINING_ADDED and not (key in ADDED_INERT and value == ADDED_INERT[key])}
     if train_data:  # builtin photographs hash as before, so existing ids stay valid
         identity["data.train_dir"] = train_data
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))

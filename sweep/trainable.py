@@ -120,9 +120,15 @@ def run_variant(config: dict) -> None:
     except UserError as err:  # e.g. the folder is not on this node
         return _fail(run, 0, err)
     trainer = Trainer(model, train, crops)
-    held_out = _held_out_set(settings, train)
+    try:
+        held_out = _held_out_set(settings, train)
+    except UserError as err:  # e.g. the evaluation folder is not on this node: retrying ends the same
+        return _fail(run, 0, err)
     resumed_from = _restore(trainer)
     buffer = MetricBuffer(run, run.last_step(names.TRAIN_LOSS))
+    # A retried trial trains again through steps it logged (and reported) before it died: the
+    # scheduler saw those points once already, and must not see them twice.
+    reported_through = buffer.logged_through
     run.set_tags({names.TAG_RESUMED_FROM_STEP: resumed_from})
 
     train_started = time.perf_counter()
@@ -138,7 +144,7 @@ def run_variant(config: dict) -> None:
                 metrics = {**metrics, **trainer.evaluate_held_out(held_out)}
             if step % train.log_every == 0 or step == train.steps or names.EVAL_RD_LOSS in metrics:
                 buffer.add(step, metrics)
-                if report_progress and step < train.steps and PROGRESS_SOURCE in metrics:
+                if report_progress and reported_through < step < train.steps and PROGRESS_SOURCE in metrics:
                     # A scheduler may stop the trial at this report: Tune then ends it inside
                     # tune.report, so the metrics up to this step go to MLflow first.
                     buffer.flush()

@@ -111,7 +111,7 @@ def test_rooms_keep_out_the_libraries_they_must_not_need(graph, room):
     assert [edge for edge in found if edge not in KNOWN_EDGES] == []
 
 
-@pytest.mark.parametrize("edge", [pytest.param(e, marks=pytest.mark.xfail(reason=why, strict=False))
+@pytest.mark.parametrize("edge", [pytest.param(e, marks=pytest.mark.xfail(reason=why, strict=True))
                                   for e, why in KNOWN_EDGES.items()])
 def test_known_violation_is_gone(graph, edge):
     assert edge not in _edges(graph)

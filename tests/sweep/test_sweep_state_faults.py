@@ -83,30 +83,34 @@ def test_second_driver_with_another_tmpdir_is_refused_by_rdc_sweep(tmp_path: Pat
         holder.stdout.close()
 
 
-def test_config_id_ignores_how_often_a_trial_logs_and_checkpoints():
+def test_config_id_ignores_how_often_a_trial_logs_checkpoints_and_evaluates():
     from dataclasses import asdict
 
     from jobs.settings import TrainSettings
 
     settings = asdict(TrainSettings())
     base = train_config_id(settings)
-    assert train_config_id({**settings, "checkpoint_every": 7}) == base
-    assert train_config_id({**settings, "log_every": 1}) == base
-    for key, value in (("lr", 2e-4), ("lmbda", 0.05), ("steps", 301), ("seed", 1), ("batch_size", 4)):
+    for key, value in (("checkpoint_every", 7), ("log_every", 1), ("eval_every", 3), ("eval_crop", 64)):
+        assert train_config_id({**settings, key: value}) == base, key
+    for key, value in (("lr", 2e-4), ("lmbda", 0.05), ("steps", 301), ("seed", 1), ("batch_size", 4),
+                       ("warmup_steps", 10)):
         assert train_config_id({**settings, key: value}) != base, key
     assert train_config_id(settings, "/data/clic") != base
 
 
-def test_config_id_of_default_settings_is_unchanged():
-    """Sweeps that never set log_every/checkpoint_every keep their ids (and finished runs)."""
+def test_config_id_of_a_sweep_from_before_the_new_keys_is_unchanged():
+    """Settings of the earlier version (without warmup_steps, eval_every, eval_crop) hashed as
+    that version hashed them: a sweep that does not use the new keys keeps its finished runs."""
     import hashlib
     from dataclasses import asdict
 
     from jobs.settings import TrainSettings
 
     settings = asdict(TrainSettings())
-    before = hashlib.sha256(json.dumps(settings, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
+    earlier = {k: v for k, v in settings.items() if k not in ("warmup_steps", "eval_every", "eval_crop")}
+    before = hashlib.sha256(json.dumps(earlier, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
     assert train_config_id(settings) == before
+    assert train_config_id({**settings, "eval_every": 0, "eval_crop": 0}) == before
 
 
 def test_a_running_sweep_is_refused_as_running_not_as_interrupted(tmp_path: Path, capsys, monkeypatch):
