@@ -162,7 +162,7 @@ def plot_attainment(table: pd.DataFrame, surfaces: pd.DataFrame, objectives: dic
                 linewidth=1.2, label=f"{percent:g} % attainment ({k} of {m} seeds)")
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    ax.set_title(title or f"frontier across seeds: means with intervals, attainment surfaces")
+    ax.set_title(title or "frontier across seeds: means with intervals, attainment surfaces")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     if path is not None:

@@ -154,17 +154,9 @@ def frontier_main(argv: list[str] | None = None) -> int:
         savings = [c for c in shown if c.startswith(SAVINGS_PREFIX)]
         shown[savings] = shown[savings].round(2) + 0.0  # + 0.0: a row against itself saves 0, not -0
         shown = shown.rename(columns=headers(shown.columns))
-    if args.format == "md":
-        print(f"**{headline}**\n")
-        for line in lines:
-            print(f"- {line}")
-        print()
-        print(shown.to_markdown(index=False, floatfmt=".6g"))
-    else:
-        print(headline)
-        for line in lines:
-            print(f"  {line}")
-        print(shown.to_string(index=False, float_format=lambda v: f"{v:.6g}", na_rep="-"))
+    from analysis.printing import print_table
+
+    print_table(headline, lines, shown, args.format)
     return 0
 
 

@@ -17,7 +17,6 @@ Report order decides what a trial is compared with. Three orders:
 
 from __future__ import annotations
 
-import argparse
 import heapq
 import math
 import sys
@@ -490,17 +489,10 @@ def main(argv: list[str] | None = None) -> int:
         for line in [headline, *notes]:
             print(line, file=sys.stderr)
         sys.stdout.write(table.to_csv(index=False))
-    elif args.format == "md":
-        print(f"**{headline}**\n")
-        for line in notes:
-            print(f"- {line}")
-        print()
-        print(table.to_markdown(index=False, floatfmt=".3f"))
     else:
-        print(headline)
-        for line in notes:
-            print(f"  {line}")
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
+        from analysis.printing import print_table
+
+        print_table(headline, notes, table, args.format, digits=".3f")
     return 0
 
 

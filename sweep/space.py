@@ -44,7 +44,6 @@ from typing import Any, Callable, Iterator
 from models import registry
 from models.errors import SpecError
 from models.spec import DEFAULT_M, TOP_LEVEL_KEYS, parse_spec
-from rdc import names
 from rdc.errors import UserError
 from sweep.costs import COST_COLUMNS
 from sweep.variant import Variant, canonical_json

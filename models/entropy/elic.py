@@ -33,7 +33,6 @@ which is what the next pass and the next groups see.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import accumulate
 from typing import Callable
 
 import torch

@@ -30,7 +30,6 @@ from typing import Callable
 from rdc import names
 from rdc.errors import UserError
 from sweep.search.base import Runs, SearchStrategy
-from sweep.tracking import RunState
 from sweep.variant import Variant, canonical_json, flatten_spec
 
 OBJECTIVES = (names.RD_LOSS, names.DECODE_KFLOPS_PER_PX)  # both minimised
