@@ -158,6 +158,8 @@ def _rounds(strategy, scheduler, settings: dict, record, launched: list[str]) ->
     results = []
     slots = launch.trial_slots(settings["cluster"])
     runs = tracking.run_states(record)
+    if launched and not launch.unfinished(settings):  # a resumed round finished: where the sweep stands now
+        print(f"sweep {record.sweep!r}{strategy.describe(runs)}", flush=True)
     while not launch.unfinished(settings):
         picks = strategy.propose(runs, slots, launched)
         if not picks:

@@ -125,7 +125,9 @@ def run_variant(config: dict) -> None:
     except UserError as err:  # e.g. the evaluation folder is not on this node: retrying ends the same
         return _fail(run, 0, err)
     resumed_from = _restore(trainer)
-    buffer = MetricBuffer(run, run.last_step(names.TRAIN_LOSS))
+    # Rows of training metrics and of held-out points fall on different steps: the last of either
+    # is where the history ends (a resumed trial logs no step twice).
+    buffer = MetricBuffer(run, max(run.last_step(names.TRAIN_LOSS), run.last_step(names.EVAL_RD_LOSS)))
     # A retried trial trains again through steps it logged (and reported) before it died: the
     # scheduler saw those points once already, and must not see them twice.
     reported_through = buffer.logged_through
@@ -138,17 +140,16 @@ def run_variant(config: dict) -> None:
                 fault.poison(model)
             metrics = trainer.train_step()
             step = trainer.step
-            # A held-out point is logged with the step's training metrics, so the row is whole
-            # (a resumed trial skips rows through its last train/loss step: no point twice).
+            row = dict(metrics) if step % train.log_every == 0 or step == train.steps else {}
             if held_out is not None and trainer.eval_due():
-                metrics = {**metrics, **trainer.evaluate_held_out(held_out)}
-            if step % train.log_every == 0 or step == train.steps or names.EVAL_RD_LOSS in metrics:
-                buffer.add(step, metrics)
-                if report_progress and reported_through < step < train.steps and PROGRESS_SOURCE in metrics:
+                row.update(trainer.evaluate_held_out(held_out))
+            if row:
+                buffer.add(step, row)
+                if report_progress and reported_through < step < train.steps and PROGRESS_SOURCE in row:
                     # A scheduler may stop the trial at this report: Tune then ends it inside
                     # tune.report, so the metrics up to this step go to MLflow first.
                     buffer.flush()
-                    tune.report({"step": step, PROGRESS_METRIC: float(metrics[PROGRESS_SOURCE])})
+                    tune.report({"step": step, PROGRESS_METRIC: float(row[PROGRESS_SOURCE])})
             if step % train.checkpoint_every == 0 or step == train.steps:
                 buffer.flush()  # metrics first: a checkpoint never runs ahead of MLflow
                 _checkpoint(trainer, {"step": step, **_short(metrics)})
