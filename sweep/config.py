@@ -59,6 +59,9 @@ class ClusterConfig:
     max_concurrent_trials: int = 0
     max_failures: int = DEFAULT_MAX_FAILURES  # retries of a trial from its latest checkpoint (Tune's FailureConfig)
     storage_path: Optional[str] = None  # Tune state and checkpoints; default runs_dir/ray (shared by every node)
+    # What one trial may hold in memory (weights, gradients, optimiser state, activations at the
+    # training crop and batch), in GiB; null: the trial's device (sweep.cost_bound).
+    trial_memory_gb: Optional[float] = None
 
 
 @dataclass
