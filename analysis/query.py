@@ -177,6 +177,10 @@ def query_frontier(experiment: str, x: str = DEFAULT_X, y: str = DEFAULT_Y, z: s
         if used is not None:
             check_metrics(frame, objectives, keys, where=f" at {LMBDA_COLUMN}={used:g}")
     ranked = label_frontier(rank_runs(frame, objectives), objectives)
+    replicated = _replicated_variants(frame)
+    if replicated:
+        notes.append(f"{replicated} variant(s) have several seeds: each run is ranked on its own; "
+                     "rdc frontier --replicates ranks their means, with confidence")
     missing = {m: int(frame[m].isna().sum()) for m in objectives if frame[m].isna().any()}
     if missing:
         notes.append("not ranked, missing a metric: " + ", ".join(f"{n} run(s) lack {m}" for m, n in missing.items()))
@@ -203,6 +207,14 @@ def query_frontier(experiment: str, x: str = DEFAULT_X, y: str = DEFAULT_Y, z: s
     columns = [c for c in dict.fromkeys(columns) if c in table]
     table = table[columns].reset_index(drop=True)
     return FrontierResult(table, ranked, objectives, volume, notes, used, every_lambda, references)
+
+
+def _replicated_variants(frame: pd.DataFrame) -> int:
+    """How many variants have more than one (non-reference) run among those ranked."""
+    sweep_runs = frame[~is_reference(frame)] if len(frame) else frame
+    if names.TAG_VARIANT_ID not in sweep_runs or not len(sweep_runs):
+        return 0
+    return int((sweep_runs.groupby(names.TAG_VARIANT_ID).size() > 1).sum())
 
 
 def frontier_table(experiment: str, x: str = DEFAULT_X, y: str = DEFAULT_Y, z: str | None = None, *,

@@ -1,12 +1,14 @@
 """Training settings: the schema of conf/train/*.yaml (plain types, no torch import).
 
-Every key is part of the training config's identity (sweep.tracking.train_config_id hashes them
-all), so adding or changing one starts a new incremental sweep rather than mixing old runs in.
+Every key that changes the trained weights is part of the training config's identity
+(sweep.tracking.train_config_id says which are not), so changing one starts a new incremental
+sweep rather than mixing old runs in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import List, Optional
 
 
 @dataclass
@@ -25,3 +27,7 @@ class TrainSettings:
     checkpoint_every: int = 100
     eval_every: int = 50  # held-out curve (jobs.heldout) every eval_every steps and at the end; 0: none
     eval_crop: int = 256  # side of the fixed centre crop of each evaluation image in that curve; 0: whole
+    # The sweep's axes (sweep.trials): one trial per seed and per lambda, each training with
+    # `seed`/`lmbda` set to its own; null: the one `seed`, the one `lmbda`.
+    seeds: Optional[List[int]] = None
+    lmbdas: Optional[List[float]] = None

@@ -107,6 +107,7 @@ TAG_FLOPS_SIZE = "flops_size"  # "<height>x<width>": the image size per-pixel FL
 TAG_EVAL_IMAGES = "eval_images"  # the folder the trial evaluated and timed on, or "builtin"
 RUNTIME_PROTOCOL_TAG_PREFIX = "runtime_protocol."
 TAG_SEED = "seed"  # the training seed of this replicate; variant_id stays the architecture's
+TAG_LMBDA = "lmbda"  # the lambda this run trained at (train.lmbdas: one run per lambda), as %g
 # A trial a scheduler stopped: the run ends with STOPPED_STATUS and this tag holds the step;
 # TAG_STOPPED_BY the scheduler's name and TAG_STOP_DECISION why (JSON: rung, margin, dominators).
 TAG_STOPPED_EARLY = "stopped_early"

@@ -89,6 +89,7 @@ def run_sweep(cfg: dict) -> int:
     from sweep.schedulers import scheduler_for
     from sweep.search import strategy_for
     from sweep.space import expand
+    from sweep.trials import TrialGrid
 
     if cfg["resume"] and cfg["force"]:
         raise UserError("force", True, reason="resume=true continues the interrupted sweep as it was launched",
@@ -106,6 +107,7 @@ def run_sweep(cfg: dict) -> int:
     load_images(cfg["data"]["eval_dir"], split="eval", key="data.eval_dir")
     record = tracking.SweepRecord.of(settings)
     name, uri = record.sweep, record.uri
+    grid = TrialGrid(settings)
 
     launch.configure_ray_import(cfg["cluster"])
     with launch.sweep_lock(settings):
@@ -123,8 +125,8 @@ def run_sweep(cfg: dict) -> int:
         else:
             launched = []
             launch.check_fresh(settings)  # first: an interrupted round's variants count as tried
-            runs = tracking.run_states(record)
-            print(f"sweep {name!r}{strategy.describe(runs)}; MLflow {uri}", flush=True)
+            runs = grid.variant_states(variants, grid.trial_states())
+            print(f"sweep {name!r}{strategy.describe(runs)}{grid.describe()}; MLflow {uri}", flush=True)
             if not strategy.left(runs):
                 return 0
 
@@ -136,7 +138,7 @@ def run_sweep(cfg: dict) -> int:
             # Everything is checked: from here on the sweep writes.
             tracking.ensure_experiment(uri, name, cfg["tracking"].get("artifact_root"))
             results = list(launch.restore_trials(settings)) if resume else []
-            results += _rounds(strategy, scheduler, settings, record, launched)
+            results += _rounds(strategy, scheduler, settings, grid, variants, launched)
             # Tune returns early on Ctrl-C, with trials left unfinished: they are resumable, not failed.
             statuses = launch.trial_statuses(settings) or {}
         finally:
@@ -146,65 +148,73 @@ def run_sweep(cfg: dict) -> int:
         print(f"sweep {name!r} stopped with {unfinished} trial(s) unfinished; continue it with the same "
               "overrides and resume=true", flush=True)
         return INTERRUPTED
-    return summarise(results, launched, record)
+    return summarise(results, launched, grid)
 
 
-def _rounds(strategy, scheduler, settings: dict, record, launched: list[str]) -> list:
+def _rounds(strategy, scheduler, settings: dict, grid, variants: list, launched: list[str]) -> list:
     """The strategy's rounds, each trained as a Tune experiment of its own, until it proposes
-    nothing or a round is interrupted (resume=true continues that round). `launched` gains
-    each round's variants."""
+    nothing or a round is interrupted (resume=true continues that round). Each proposed variant
+    trains the points it lacks (all of them with force=true). `launched` gains each round's
+    trial keys; a trial is launched once per invocation, so a round with nothing new ends it."""
     from sweep import launch, tracking
 
     results = []
     slots = launch.trial_slots(settings["cluster"])
-    runs = tracking.run_states(record)
+    states = grid.trial_states()
+    runs = grid.variant_states(variants, states)
     if launched and not launch.unfinished(settings):  # a resumed round finished: where the sweep stands now
-        print(f"sweep {record.sweep!r}{strategy.describe(runs)}", flush=True)
+        print(f"sweep {grid.name!r}{strategy.describe(runs)}{grid.describe()}", flush=True)
     while not launch.unfinished(settings):
         picks = strategy.propose(runs, slots, launched)
-        if not picks:
+        trials = grid.trials(picks) if strategy.force else grid.unsettled(grid.trials(picks), states)
+        trials = [t for t in trials if t.key not in launched]
+        if not trials:
             break
         if strategy.round_line(picks):
             print(strategy.round_line(picks), flush=True)
         launch.start_fresh(settings)
         if strategy.force:
-            tracking.discard_runs(record, {v.variant_id for v in picks})
-        launched += [v.variant_id for v in picks]
-        results += list(launch.run_trials(picks, settings, record, scheduler))
-        runs = tracking.run_states(record)
+            for point_record in grid.records.values():
+                tracking.discard_runs(point_record, {v.variant_id for v in picks})
+        launched += [t.key for t in trials]
+        results += list(launch.run_trials(trials, settings, scheduler))
+        states = grid.trial_states()
+        runs = grid.variant_states(variants, states)
         if strategy.round_line(picks) and not launch.unfinished(settings):
-            print(f"sweep {record.sweep!r}{strategy.describe(runs)}", flush=True)
+            print(f"sweep {grid.name!r}{strategy.describe(runs)}{grid.describe()}", flush=True)
     return results
 
 
-def summarise(results, launched: list[str], record) -> int:
-    """Print what became of every variant of this launch, from MLflow; 1 if any failed.
+def summarise(results, launched: list[str], grid) -> int:
+    """Print what became of every trial of this launch, from MLflow; 1 if any failed.
     A trial a scheduler stopped is a result, not a failure: counted apart."""
     from sweep import launch, tracking
-    from sweep.variant import variant_of
+    from sweep.trials import trial_of
 
     labels = {}
     for result in results:
-        variant = variant_of(result.config)
-        labels[variant.variant_id] = f"{variant.family} {variant.label()}"
+        trial = trial_of(result.config)
+        if trial is None:  # restored from a sweep launched before trials travelled
+            continue
+        labels[trial.key] = trial.describe()
         if result.error is not None:  # Ray gave up on the trial: its run must not stay RUNNING
-            tracking.mark_failed(record, variant.variant_id, "trial error: " + launch.last_line(result.error))
-    states = tracking.run_states(record)
+            tracking.mark_failed(trial.record, trial.variant.variant_id, "trial error: " + launch.last_line(result.error))
+    states = grid.trial_states()
     failed, stopped = [], []
-    for variant_id in launched:
-        state = states.get(variant_id)
+    for key in launched:
+        state = states.get(key)
         if state is None:
-            failed.append((variant_id, "the trial never opened its MLflow run"))
+            failed.append((key, "the trial never opened its MLflow run"))
         elif state.stopped:
-            stopped.append((variant_id, state))
+            stopped.append((key, state))
         elif not state.finished:
-            failed.append((variant_id, state.failure or state.status))
+            failed.append((key, state.failure or state.status))
     total = len(launched)
+    what = "trials" if len(grid.points) > 1 else "variants"
     also = f", {len(stopped)} stopped early" if stopped else ""
-    print(f"finished {total - len(failed) - len(stopped)}/{total} variants{also}", flush=True)
-    for variant_id, state in stopped:
-        print(f"  stopped {variant_id} {labels.get(variant_id, '')}: by {state.stopped_by} at step {state.stopped_at}",
-              flush=True)
-    for variant_id, reason in failed:
-        print(f"  failed {variant_id} {labels.get(variant_id, '')}: {reason}", flush=True)
+    print(f"finished {total - len(failed) - len(stopped)}/{total} {what}{also}", flush=True)
+    for key, state in stopped:
+        print(f"  stopped {key} {labels.get(key, '')}: by {state.stopped_by} at step {state.stopped_at}", flush=True)
+    for key, reason in failed:
+        print(f"  failed {key} {labels.get(key, '')}: {reason}", flush=True)
     return 1 if failed else 0

@@ -216,9 +216,17 @@ def _check_values(cfg: dict) -> None:
         raise UserError("train.lr_drop_at", cfg["train"]["lr_drop_at"], allowed="a fraction in (0, 1]")
     from sweep.schedulers import scheduler_for
     from sweep.search import check_search
+    from sweep.trials import check_axes
 
     check_search(cfg["search"])
-    if scheduler_for(cfg["scheduler"], cfg["train"]["steps"]).active and cfg["train"]["eval_every"] <= 0:
+    check_axes(cfg["train"])
+    scheduler = scheduler_for(cfg["scheduler"], cfg["train"]["steps"])
+    if scheduler.one_scale and len(cfg["train"].get("lmbdas") or []) > 1:
+        raise UserError("scheduler", scheduler.name,
+                        reason="it ranks every trial by one rd_loss, and rd_losses at different train.lmbdas "
+                               "weigh rate and distortion differently",
+                        allowed="scheduler=frontier (judges each lambda apart) or scheduler=none")
+    if scheduler.active and cfg["train"]["eval_every"] <= 0:
         raise UserError("train.eval_every", cfg["train"]["eval_every"],
                         reason=f"scheduler={cfg['scheduler']['name']} ranks trials by their held-out curve",
                         allowed="a positive number of steps (or scheduler=none)")

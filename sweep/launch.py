@@ -300,7 +300,9 @@ def check_resumable(settings: dict) -> dict[str, str]:
 def _fingerprint(settings: dict) -> dict:
     from sweep.tracking import train_config_id
 
-    return {"train_config_id": train_config_id(settings["train"], settings["data"]["train_dir"]),
+    train = settings["train"]
+    return {"train_config_id": train_config_id(train, settings["data"]["train_dir"]),
+            "train.seeds": train.get("seeds"), "train.lmbdas": train.get("lmbdas"),
             "tracking.uri": settings["tracking"]["uri"], "sweep_name": settings["sweep_name"]}
 
 
@@ -334,9 +336,10 @@ def _trainable(cluster: dict):
     return tune.with_resources(run_variant, {"cpu": cluster["trial_cpus"], "gpu": cluster["trial_gpus"]})
 
 
-def run_trials(variants: list[Variant], settings: dict, record, scheduler=None):
-    """Fit one trial per variant, under `scheduler` (a sweep.schedulers factory; None: none);
-    returns Tune's ResultGrid. `record` (sweep.tracking.SweepRecord) is where the trials log."""
+def run_trials(trials: list, settings: dict, scheduler=None):
+    """Fit one Tune trial per sweep.trials.Trial (a variant at one seed and lambda), under
+    `scheduler` (a sweep.schedulers factory; None: none); returns Tune's ResultGrid. Each trial
+    logs to the MLflow run its record finds."""
     from ray import tune
 
     from sweep.progress import ProgressPrinter
@@ -347,20 +350,20 @@ def run_trials(variants: list[Variant], settings: dict, record, scheduler=None):
     path = experiment_path(settings)
     _quiet_tune()
     scheduler = scheduler or scheduler_for(settings.get("scheduler"), settings["train"]["steps"])
+    variants = list({t.variant.variant_id: t.variant for t in trials}.values())
     context = SchedulerContext(settings["train"]["steps"], tuple(variants), _decode_kflops(variants, scheduler))
     tune_scheduler = scheduler.create(context)  # also read by the recorder: the stop decisions' tags
     param_space = {
-        "variant": tune.grid_search([v.as_config() for v in variants]),  # the Variant's fields (variant_of)
+        "trial": tune.grid_search([t.as_config() for t in trials]),  # rebuilt by sweep.trials.trial_of
         "settings": settings,
-        "record": record.as_config(),
         "report_progress": scheduler.active,
     }
     run_config = tune.RunConfig(
         name=path.name,
         storage_path=str(path.parent),
         verbose=0,
-        callbacks=[ProgressPrinter(len(variants), settings["train"]["steps"], scheduler.name),
-                   StoppedTrialRecorder(record, scheduler.name, tune_scheduler)],
+        callbacks=[ProgressPrinter(len(trials), settings["train"]["steps"], scheduler.name),
+                   StoppedTrialRecorder(scheduler.name, tune_scheduler)],
         failure_config=tune.FailureConfig(max_failures=max_failures(cluster)),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
     )
@@ -419,7 +422,10 @@ class _PrunedCheckpointFilter(logging.Filter):
 
 
 def _trial_name(trial) -> str:
-    return variant_of(trial.config).variant_id
+    from sweep.trials import trial_of
+
+    entry = trial_of(trial.config)
+    return entry.key if entry is not None else variant_of(trial.config).variant_id
 
 
 def last_line(error: BaseException) -> str:

@@ -13,6 +13,7 @@ import time
 from ray.tune import Callback
 
 from sweep.schedulers.base import stopped_step
+from sweep.trials import trial_of
 from sweep.variant import variant_of
 
 
@@ -38,8 +39,9 @@ class ProgressPrinter(Callback):
         print(f"[{elapsed:6.0f}s {self.done}/{self.total} done] {text}", file=sys.stdout, flush=True)
 
     def _name(self, trial) -> str:
-        variant = variant_of(trial.config)
-        return f"{variant.variant_id[:8]} {variant.family} {variant.label()}"
+        variant, entry = variant_of(trial.config), trial_of(trial.config)
+        point = f" {entry.point_label}" if entry is not None and entry.point_label else ""
+        return f"{variant.variant_id[:8]}{point} {variant.family} {variant.label()}"
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._print(f"start  {self._name(trial)}")

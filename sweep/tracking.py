@@ -83,6 +83,7 @@ class RunState:
     failure: str = ""  # names.TAG_FAILURE
     stopped_at: int | None = None  # names.TAG_STOPPED_EARLY: the step a scheduler stopped it at
     stopped_by: str = ""
+    missing: int = 0  # of a variant's points (sweep.trials.combine): how many have no run yet
 
     @property
     def finished(self) -> bool:
@@ -174,6 +175,9 @@ NOT_TRAINING_ADDED = ("eval_every", "eval_crop")
 # Training keys added after ids existed, left out at the value that trains as before they existed
 # (so a sweep that does not use them keeps its id and its finished runs).
 ADDED_INERT = {"warmup_steps": 0}
+# The sweep's axes (sweep.trials): each trial trains at one point of them, with train.seed and
+# train.lmbda set to it; the lists themselves train nothing.
+TRAIN_AXES = ("seeds", "lmbdas")
 
 
 def train_config_id(train_settings: dict, train_data: str | None = None) -> str:
@@ -185,7 +189,7 @@ def train_config_id(train_settings: dict, train_data: str | None = None) -> str:
     defaults = {f.name: f.default for f in dataclasses.fields(TrainSettings)}
     identity = {key: (defaults[key] if key in NOT_TRAINING and key in defaults else value)
                 for key, value in train_settings.items()
-                if key not in NOT_TRAINING_ADDED and not (key in ADDED_INERT and value == ADDED_INERT[key])}
+                if key not in NOT_TRAINING_ADDED and key not in TRAIN_AXES and not (key in ADDED_INERT and value == ADDED_INERT[key])}
     if train_data:  # builtin photographs hash as before, so existing ids stay valid
         identity["data.train_dir"] = train_data
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
@@ -318,6 +322,11 @@ class VariantRun:
                 names.TAG_TRAIN_CONFIG: self.record.train_config_id,
                 names.TAG_GROUP: self.variant.group,
             }
+            # Replicates and RD-curve points of one variant share its id; these tell them apart.
+            if "seed" in self.train_settings:
+                tags[names.TAG_SEED] = str(self.train_settings["seed"])
+            if "lmbda" in self.train_settings:
+                tags[names.TAG_LMBDA] = f"{float(self.train_settings['lmbda']):g}"
             self.client.create_run(exp.experiment_id, tags=tags, run_name=self.variant.label())
             run = self._find(exp.experiment_id)  # two racing creators agree on the oldest run
         self.run_id = run.info.run_id

@@ -29,6 +29,7 @@ from rdc import names
 from rdc.errors import UserError
 from sweep.schedulers.base import OUTCOME, PROGRESS_METRIC, PROGRESS_SOURCE
 from sweep.tracking import SweepRecord, VariantRun
+from sweep.trials import trial_of
 from sweep.variant import Variant, variant_of
 
 TRAINER_FILE = "trainer.pt"
@@ -95,14 +96,18 @@ def run_variant(config: dict) -> None:
 
     started, started_at = time.perf_counter(), time.time()
     variant, settings = variant_of(config), config["settings"]
-    # .get: a sweep restored from before the record travelled rebuilds it from its settings
-    record = SweepRecord(**config["record"]) if config.get("record") else SweepRecord.of(settings)
+    trial = trial_of(config)
+    if trial is not None:  # the trial's own point: its seed, its lambda, its run
+        record, train_settings = trial.record, trial.train
+    else:  # a sweep restored from before trials travelled: one point, the sweep's
+        record = SweepRecord(**config["record"]) if config.get("record") else SweepRecord.of(settings)
+        train_settings = settings["train"]
     report_progress = bool(config.get("report_progress"))
-    train = TrainSettings(**settings["train"])
+    train = TrainSettings(**train_settings)
     torch.set_num_threads(max(1, int(settings["cluster"]["trial_cpus"])))
     fault = NonFiniteFault.parse(settings["fault_nonfinite"]) if settings.get("fault_nonfinite") else None
 
-    run = VariantRun(record, variant, settings["train"]).open()
+    run = VariantRun(record, variant, train_settings).open()
     if run.finished:
         # Finished before a restore or a driver crash caught up with it: never train twice.
         final = run.logged_metrics()

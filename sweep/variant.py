@@ -92,5 +92,6 @@ class Variant:
 
 
 def variant_of(config: dict) -> Variant:
-    """The Variant of a trial's config (`trial.config`, in the driver or the trial)."""
-    return Variant.from_config(config["variant"])
+    """The Variant of a trial's config (`trial.config`, in the driver or the trial): under
+    "trial" (sweep.trials), or "variant" in a sweep launched before trials travelled."""
+    return Variant.from_config(config["trial"]["variant"] if "trial" in config else config["variant"])

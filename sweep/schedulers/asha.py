@@ -14,6 +14,7 @@ from rdc.errors import UserError
 
 class Asha(TrialSchedulerFactory):
     name = "asha"
+    one_scale = True  # one bracket ranks every trial by its rd_loss
     options = {
         "grace_period": None,  # steps before the first rung; null: a tenth of train.steps
         "reduction_factor": 3,  # 1/reduction_factor of the trials go on at each rung

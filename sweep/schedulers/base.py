@@ -54,6 +54,9 @@ class TrialSchedulerFactory:
     name: ClassVar[str]
     options: ClassVar[dict[str, Any]] = {}
     needs_costs: ClassVar[bool] = False  # whether create() reads SchedulerContext.decode_kflops
+    # Whether it ranks all trials on one scale: RD losses at different train.lmbdas are not
+    # comparable, so such a scheduler refuses a sweep with several.
+    one_scale: ClassVar[bool] = False
 
     def __init__(self, given: dict, steps: int):
         unknown = sorted(set(given) - set(self.options))

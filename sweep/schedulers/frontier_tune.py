@@ -8,10 +8,13 @@ the order they were reported (`rdc replay`) stops the same trials. A stopped tri
 
 from __future__ import annotations
 
+import copy
+
 from ray.tune.schedulers import FIFOScheduler
 
 from analysis.stopping import STOP, Decision, FrontierRule, Report
 from rdc import names
+from sweep.trials import trial_of
 from sweep.variant import variant_of
 
 
@@ -20,11 +23,16 @@ class FrontierScheduler(FIFOScheduler):
 
     Trials run in the order Tune starts them (FIFO); only results carrying both the time
     attribute and the metric are reports (a trial's checkpoint and final results are not).
+    RD losses at different lambdas weigh rate and distortion differently: trials are judged
+    only against trials of their own lambda (train.lmbdas), each lambda by a copy of `rule`;
+    seeds of one variant are its replicates, judged together by the rule.
     """
 
     def __init__(self, rule: FrontierRule, decode_kflops, metric: str, time_attr: str):
         super().__init__()
         self.rule, self.decode_kflops = rule, dict(decode_kflops)
+        self.rules: dict[float | None, FrontierRule] = {}  # lambda -> the rule judging its trials
+        self._blank = copy.deepcopy(rule)  # before any report: the start of every other lambda's rule
         self._progress_metric, self._time_attr = metric, time_attr  # TrialScheduler.metric is Tune's own
         self.decisions: dict[str, Decision] = {}  # trial_id -> the decision that stopped it
 
@@ -32,7 +40,11 @@ class FrontierScheduler(FIFOScheduler):
         if self._progress_metric not in result or self._time_attr not in result:
             return self.CONTINUE
         variant_id = variant_of(trial.config).variant_id
-        decision = self.rule.on_report(Report(trial.trial_id, variant_id, int(result[self._time_attr]),
+        entry = trial_of(trial.config)
+        lmbda = entry.point.lmbda if entry is not None else None
+        if lmbda not in self.rules:
+            self.rules[lmbda] = self.rule if not self.rules else copy.deepcopy(self._blank)
+        decision = self.rules[lmbda].on_report(Report(trial.trial_id, variant_id, int(result[self._time_attr]),
                                               float(result[self._progress_metric]), self.decode_kflops.get(variant_id)))
         if decision.action == STOP:
             self.decisions[trial.trial_id] = decision

@@ -13,6 +13,7 @@ from ray.tune import Callback
 
 from sweep.schedulers.base import stopped_step
 from sweep.tracking import SweepRecord, mark_stopped
+from sweep.trials import trial_of
 from sweep.variant import variant_of
 
 
@@ -20,7 +21,8 @@ class StoppedTrialRecorder(Callback):
     """`tune_scheduler`: the round's Ray Tune scheduler; one that defines `stop_tags(trial)` adds
     those tags (e.g. names.TAG_STOP_DECISION: why it stopped the trial) to the stopped run."""
 
-    def __init__(self, record: SweepRecord, scheduler: str, tune_scheduler=None):
+    def __init__(self, scheduler: str, tune_scheduler=None, record: SweepRecord | None = None):
+        # record: where a trial from before trials carried their own (sweep.trials) logs.
         self.record, self.scheduler, self.tune_scheduler = record, scheduler, tune_scheduler
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -29,4 +31,7 @@ class StoppedTrialRecorder(Callback):
             return
         stop_tags = getattr(self.tune_scheduler, "stop_tags", None)
         tags = stop_tags(trial) if callable(stop_tags) else {}
-        mark_stopped(self.record, variant_of(trial.config).variant_id, step, self.scheduler, tags)
+        entry = trial_of(trial.config)
+        record = entry.record if entry is not None else self.record
+        if record is not None:
+            mark_stopped(record, variant_of(trial.config).variant_id, step, self.scheduler, tags)

@@ -214,15 +214,23 @@ class OptunaSearch(SearchStrategy):
     def tried(self, runs: Runs) -> int:
         return sum(v.variant_id in runs for v in self.variants)
 
+    def incomplete(self, runs: Runs) -> list[Variant]:
+        """Tried variants with seeds or lambdas (sweep.trials) still without a run: a widened
+        sweep trains those before it proposes new variants."""
+        return [v for v in self.variants if v.variant_id in runs and runs[v.variant_id].missing]
+
     def left(self, runs: Runs) -> int:
-        """Variants the search may still train: its budget less those with a run."""
-        return max(0, self.search["budget"] - self.tried(runs))
+        """Variants the search may still train: its budget less those with a run, and the
+        tried ones that lack points."""
+        return max(0, self.search["budget"] - self.tried(runs)) + len(self.incomplete(runs))
 
     def describe(self, runs: Runs) -> str:
         return (f", optuna search ({self.search['sampler']}): {len(self.variants)} variants, budget "
                 f"{self.search['budget']}, {self.tried(runs)} tried, {self.left(runs)} to train")
 
     def propose(self, runs: Runs, slots: int, launched: list[str]) -> list[Variant]:
+        if self.incomplete(runs):
+            return self.incomplete(runs)
         count = min(self.left(runs), round_size(self.search, slots))
         if count <= 0:
             return []
