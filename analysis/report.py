@@ -5,15 +5,17 @@ image folder, reference name); the files are then built in a temporary folder be
 and moved in only once all of them exist, so a failure leaves --out as it was.
 
 Beside report.html: every figure as PNG (300 dpi) and SVG, frontier.csv (the study's Table 1
-for this sweep), bd_rates.csv, rate_savings.csv, the runtime tables, and the Pillow codec curves
-as compressai JSON (pass them back with --anchor to skip re-encoding). A panel with nothing to
+for this sweep), replicates.csv and noise.json (with seed replicates), bd_rates.csv,
+rate_savings.csv, the runtime tables, and the Pillow codec curves as compressai JSON (pass them back with --anchor to skip re-encoding). A panel with nothing to
 show (one point, one run per device) is left out and the notes say so; so is every family or
 frontier row a table has no value for, with the reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -218,6 +220,8 @@ def _replicates_section(options: ReportOptions, frame: pd.DataFrame, folder: Pat
     section.text(f"{result.describe()}; {result.noise.describe()}.")
     view = result.table.drop(columns=["run_ids"], errors="ignore")
     section.table(view, "replicates", header=headers(view.columns))
+    view.to_csv(folder / "replicates.csv", index=False)  # beside the page: what a sweep run keeps
+    (folder / "noise.json").write_text(json.dumps(dataclasses.asdict(result.noise), indent=2) + "\n")
     surfaces = attainment_surfaces(seed_fronts(result.runs, result.objectives), result.objectives)
     fig = plot_attainment(result.ranked, surfaces, result.objectives,
                           title=f"{options.experiment}: frontier across seeds")

@@ -65,6 +65,16 @@ def checkpoint_folders(latest: Path) -> list[Path]:
     return [latest] + sorted(older, key=lambda p: int(CHECKPOINT_FOLDER.fullmatch(p.name).group(1)), reverse=True)
 
 
+def checkpoints_in(trial_folder: Path) -> list[Path]:
+    """The checkpoint folders (Tune's checkpoint_NNNNNN) of one trial's folder, newest first;
+    [] when it has none or cannot be read."""
+    try:
+        found = [p for p in Path(trial_folder).iterdir() if CHECKPOINT_FOLDER.fullmatch(p.name) and p.is_dir()]
+    except OSError:
+        return []
+    return sorted(found, key=lambda p: int(CHECKPOINT_FOLDER.fullmatch(p.name).group(1)), reverse=True)
+
+
 def restore_newest(folders: Sequence[Path], filename: str, apply: Callable[[dict], None]) -> Restored:
     """Apply the state in `filename` of the first of `folders` (newest first) that reads and
     applies; DamagedCheckpoint naming every one tried if none does."""

@@ -89,6 +89,8 @@ def run_sweep(cfg: dict) -> int:
     from sweep.schedulers import scheduler_for
     from sweep.search import strategy_for
     from sweep.space import expand
+    from sweep.relocate import relocate_moved_artifacts
+    from sweep.sweep_run import end_sweep_run, open_sweep_run, publish
     from sweep.trials import TrialGrid
 
     if cfg["resume"] and cfg["force"]:
@@ -136,19 +138,46 @@ def run_sweep(cfg: dict) -> int:
             if cfg["cluster"]["mode"] != "local":
                 launch.check_nodes_reach(uri)
             # Everything is checked: from here on the sweep writes.
+            moved = relocate_moved_artifacts(uri, name, cfg["tracking"].get("artifact_root"))
+            if moved:
+                print(f"sweep {name!r}: {moved}", flush=True)
             tracking.ensure_experiment(uri, name, cfg["tracking"].get("artifact_root"))
-            results = list(launch.restore_trials(settings)) if resume else []
+            sweep_run = open_sweep_run(record)
+            grid.attach(sweep_run)
+            results = list(_resume(statuses, settings, grid, variants, scheduler)) if resume else []
             results += _rounds(strategy, scheduler, settings, grid, variants, launched)
             # Tune returns early on Ctrl-C, with trials left unfinished: they are resumable, not failed.
             statuses = launch.trial_statuses(settings) or {}
+            if not any(status in launch.UNFINISHED for status in statuses.values()):
+                launch.clear_set_aside(settings)
         finally:
             launch.stop_ray()
     unfinished = sum(status in launch.UNFINISHED for status in statuses.values())
     if unfinished:
+        end_sweep_run(sweep_run, record, "KILLED")  # its artifacts are refreshed when the sweep ends
         print(f"sweep {name!r} stopped with {unfinished} trial(s) unfinished; continue it with the same "
               "overrides and resume=true", flush=True)
         return INTERRUPTED
-    return summarise(results, launched, grid)
+    status = summarise(results, launched, grid)
+    for line in publish(sweep_run, record, cfg, variants, report=cfg["tracking"]["sweep_report"],
+                        status="FINISHED" if status == 0 else "FAILED"):
+        print(f"sweep {name!r}: sweep run {sweep_run}: {line}", flush=True)
+    return status
+
+
+def _resume(statuses: dict[str, str], settings: dict, grid, variants: list, scheduler) -> list:
+    """Train again the trials the interrupted launch left unfinished (or errored), rebuilt from
+    today's config (check_resumable made sure it trains the same); a trial of that launch that
+    is no longer in the space is said and left."""
+    from sweep import launch
+
+    wanted = {key for key, status in statuses.items() if status in launch.RESUMED}
+    trials = [t for t in grid.trials(variants) if t.key in wanted]
+    gone = sorted(wanted - {t.key for t in trials})
+    if gone:
+        print(f"sweep {grid.name!r}: {len(gone)} unfinished trial(s) of the interrupted launch are no longer in the "
+              f"space and are left: {', '.join(gone[:5])}{' ...' if len(gone) > 5 else ''}", flush=True)
+    return launch.resume_trials(trials, settings, scheduler) if trials else []
 
 
 def _rounds(strategy, scheduler, settings: dict, grid, variants: list, launched: list[str]) -> list:

@@ -41,6 +41,8 @@ class DataConfig:
 class TrackingConfig:
     uri: str = DEFAULT_TRACKING_URI
     artifact_root: Optional[str] = None
+    # The sweep-level run gets `rdc report`'s output at the end of every sweep (sweep.sweep_run).
+    sweep_report: bool = True
 
 
 class ClusterMode(enum.Enum):

@@ -11,7 +11,6 @@ would hang pending or fail trial by trial, hours later.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import shutil
@@ -282,14 +281,19 @@ def start_fresh(settings: dict) -> None:
 
 
 def check_resumable(settings: dict) -> dict[str, str]:
-    """Statuses of the interrupted sweep to restore; UserError if there is none or it differs."""
+    """Statuses of the interrupted sweep to restore; UserError if there is none or it differs.
+    The store is identified by its experiment (id and creation time), not by its path, so a
+    runs_dir moved to a bigger disk resumes."""
     statuses = trial_statuses(settings)
     if statuses is None:
         raise UserError("resume", True, reason=f"no sweep {settings['sweep_name']!r} to restore under "
                                                f"{experiment_path(settings)}",
                         allowed="resume=false to start it, or the sweep_name/runs_dir of the interrupted sweep")
     saved = _read_fingerprint(settings)
-    for key, value in _fingerprint(settings).items():
+    now = _fingerprint(settings)
+    if "store" not in saved:  # written before stores were identified: by their URI
+        now = {**{k: v for k, v in now.items() if k != "store"}, "tracking.uri": settings["tracking"]["uri"]}
+    for key, value in now.items():
         if saved.get(key) != value:
             raise UserError("resume", True, reason=f"the interrupted sweep ran with another {key} "
                                                    f"({saved.get(key)!r}, now {value!r})",
@@ -303,7 +307,19 @@ def _fingerprint(settings: dict) -> dict:
     train = settings["train"]
     return {"train_config_id": train_config_id(train, settings["data"]["train_dir"]),
             "train.seeds": train.get("seeds"), "train.lmbdas": train.get("lmbdas"),
-            "tracking.uri": settings["tracking"]["uri"], "sweep_name": settings["sweep_name"]}
+            "store": _store_identity(settings), "sweep_name": settings["sweep_name"]}
+
+
+def _store_identity(settings: dict) -> str | None:
+    """The sweep's experiment as "<id>@<creation time>": the same store wherever its file now is."""
+    from sweep.tracking import client, store_exists, with_retries
+
+    uri = settings["tracking"]["uri"]
+    if not store_exists(uri):
+        return None
+    experiment = with_retries(lambda: client(uri).get_experiment_by_name(settings["experiment"]),
+                              what="finding the experiment")
+    return None if experiment is None else f"{experiment.experiment_id}@{experiment.creation_time}"
 
 
 def _fingerprint_path(settings: dict) -> Path:
@@ -336,7 +352,7 @@ def _trainable(cluster: dict):
     return tune.with_resources(run_variant, {"cpu": cluster["trial_cpus"], "gpu": cluster["trial_gpus"]})
 
 
-def run_trials(trials: list, settings: dict, scheduler=None):
+def run_trials(trials: list, settings: dict, scheduler=None, *, resume_from: list[Path] = ()):
     """Fit one Tune trial per sweep.trials.Trial (a variant at one seed and lambda), under
     `scheduler` (a sweep.schedulers factory; None: none); returns Tune's ResultGrid. Each trial
     logs to the MLflow run its record finds."""
@@ -354,7 +370,9 @@ def run_trials(trials: list, settings: dict, scheduler=None):
     context = SchedulerContext(settings["train"]["steps"], tuple(variants), _decode_kflops(variants, scheduler))
     tune_scheduler = scheduler.create(context)  # also read by the recorder: the stop decisions' tags
     param_space = {
-        "trial": tune.grid_search([t.as_config() for t in trials]),  # rebuilt by sweep.trials.trial_of
+        # rebuilt by sweep.trials.trial_of; resume_from: the trial's folders in interrupted launches
+        "trial": tune.grid_search([{**t.as_config(), "resume_from": [str(Path(f, t.key)) for f in resume_from]}
+                                   for t in trials]),
         "settings": settings,
         "report_progress": scheduler.active,
     }
@@ -390,16 +408,43 @@ def _decode_kflops(variants: list[Variant], scheduler) -> dict[str, float]:
     return {v.variant_id: reference_costs(v.spec)[names.DECODE_KFLOPS_PER_PX] for v in variants}
 
 
-def restore_trials(settings: dict):
-    """Continue the interrupted sweep: finished trials stay finished, the others resume from
-    their latest checkpoint (errored ones too: resuming is the user's request to try again)."""
-    from ray import tune
+# Where resume=true sets an interrupted launch's folder aside: <sweep>.interrupted-<n>.
+SET_ASIDE = re.compile(r"\.interrupted-(\d+)")
+RESUMED = (*UNFINISHED, "ERROR")  # errored trials too: resuming is the user's request to try again
 
-    _quiet_tune()
-    logging.getLogger("ray.tune.execution.tune_controller").addFilter(_PrunedCheckpointFilter())
-    tuner = tune.Tuner.restore(str(experiment_path(settings)), trainable=_trainable(settings["cluster"]),
-                               resume_unfinished=True, resume_errored=True)
-    return tuner.fit()
+
+def set_aside_folders(settings: dict) -> list[Path]:
+    """The folders earlier interrupted launches of this sweep were set aside in, newest first."""
+    path = experiment_path(settings)
+    try:
+        found = [p for p in path.parent.iterdir()
+                 if p.name.startswith(path.name) and SET_ASIDE.fullmatch(p.name[len(path.name):]) and p.is_dir()]
+    except OSError:
+        return []
+    return sorted(found, key=lambda p: int(SET_ASIDE.fullmatch(p.name[len(path.name):]).group(1)), reverse=True)
+
+
+def resume_trials(trials: list, settings: dict, scheduler=None):
+    """Continue the interrupted launch's unfinished `trials` (sweep.trials.Trial, rebuilt from
+    the current config) as a new Tune experiment: its folder is set aside, never restored, so
+    nothing in it is unpickled (runs_dir may be shared storage), and each trial resumes from its
+    newest intact checkpoint there (sweep.trainable). The trials' paths are today's, so a moved
+    runs_dir resumes. Trials a scheduler stopped before the interruption stay stopped; the
+    scheduler judges the resumed trials from their next reports on."""
+    path = experiment_path(settings)
+    earlier = set_aside_folders(settings)
+    number = 1 + max((int(SET_ASIDE.fullmatch(p.name[len(path.name):]).group(1)) for p in earlier), default=0)
+    if path.exists():
+        os.replace(path, path.with_name(f"{path.name}.interrupted-{number}"))
+    sources = set_aside_folders(settings)
+    start_fresh(settings)
+    return run_trials(trials, settings, scheduler, resume_from=sources)
+
+
+def clear_set_aside(settings: dict) -> None:
+    """Once nothing is unfinished, the checkpoints of interrupted launches are no longer needed."""
+    for folder in set_aside_folders(settings):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _quiet_tune() -> None:
@@ -409,16 +454,6 @@ def _quiet_tune() -> None:
     # A trial's reports differ by design: progress reports carry the scheduler's metric, checkpoint
     # and final reports do not (a scheduler reads only the former; ASHA skips results without it).
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
-
-
-class _PrunedCheckpointFilter(logging.Filter):
-    """After a driver crash, the restored state can list a checkpoint Tune had already pruned
-    (CHECKPOINTS_KEPT); pruning it again fails with FileNotFoundError, which Tune logs with a
-    traceback and then carries on. Drop that one record: nothing is wrong."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        return not (isinstance(error, FileNotFoundError) and "Error handling checkpoint" in str(record.msg))
 
 
 def _trial_name(trial) -> str:

@@ -54,6 +54,7 @@ class SweepRecord:
     experiment: str
     sweep: str
     train_config_id: str
+    parent_run: str = ""  # the sweep-level run (sweep.sweep_run) every run of the sweep is a child of
 
     @classmethod
     def of(cls, settings: dict) -> "SweepRecord":
@@ -64,7 +65,7 @@ class SweepRecord:
     def as_config(self) -> dict:
         """Plain data for a trial's config (Tune keeps other objects out of what the driver sees)."""
         return {"uri": self.uri, "experiment": self.experiment, "sweep": self.sweep,
-                "train_config_id": self.train_config_id}
+                "train_config_id": self.train_config_id, "parent_run": self.parent_run}
 
     def filter(self, variant_id: str | None = None) -> str:
         """MLflow's filter for this sweep's runs (of one variant)."""
@@ -229,9 +230,15 @@ def search_all(client, experiment_id: str, filter_string: str = "") -> list:
             return out
 
 
+def store_exists(uri: str) -> bool:
+    """False for a sqlite store whose file does not exist yet: looking must not create it (a
+    sweep refused later leaves nothing behind). Servers and other stores exist."""
+    return not (uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists())
+
+
 def _sweep_runs(record: SweepRecord) -> list:
-    if record.uri.startswith("sqlite:///") and not Path(record.uri[len("sqlite:///"):]).exists():
-        return []  # looking must not create the store: a sweep refused later leaves nothing behind
+    if not store_exists(record.uri):
+        return []
     mlflow = client(record.uri)
     exp = with_retries(lambda: mlflow.get_experiment_by_name(record.experiment), what="finding the experiment")
     if exp is None:
@@ -327,6 +334,8 @@ class VariantRun:
                 tags[names.TAG_SEED] = str(self.train_settings["seed"])
             if "lmbda" in self.train_settings:
                 tags[names.TAG_LMBDA] = f"{float(self.train_settings['lmbda']):g}"
+            if self.record.parent_run:
+                tags[names.TAG_PARENT_RUN] = self.record.parent_run
             self.client.create_run(exp.experiment_id, tags=tags, run_name=self.variant.label())
             run = self._find(exp.experiment_id)  # two racing creators agree on the oldest run
         self.run_id = run.info.run_id
@@ -335,6 +344,8 @@ class VariantRun:
             return self
         if not run.data.params:
             self._log_params()
+        if self.record.parent_run and run.data.tags.get(names.TAG_PARENT_RUN) != self.record.parent_run:
+            self.client.set_tag(self.run_id, names.TAG_PARENT_RUN, self.record.parent_run)  # a run from before
         if names.TAG_FAILURE in run.data.tags:  # a failure of an earlier launch no longer applies
             self.client.delete_tag(self.run_id, names.TAG_FAILURE)
         self.client.set_tag(self.run_id, names.TAG_ATTEMPT, self.attempt)

@@ -129,7 +129,7 @@ def run_variant(config: dict) -> None:
         held_out = _held_out_set(settings, train)
     except UserError as err:  # e.g. the evaluation folder is not on this node: retrying ends the same
         return _fail(run, 0, err)
-    resumed_from = _restore(trainer)
+    resumed_from = _restore(trainer, list((config.get("trial") or {}).get("resume_from") or []))
     # Rows of training metrics and of held-out points fall on different steps: the last of either
     # is where the history ends (a resumed trial logs no step twice).
     buffer = MetricBuffer(run, max(run.last_step(names.TRAIN_LOSS), run.last_step(names.EVAL_RD_LOSS)))
@@ -241,24 +241,31 @@ def _measure_and_log(run: VariantRun, model: torch.nn.Module, variant: Variant, 
     return dict(measured.metrics)
 
 
-def _restore(trainer: Trainer) -> int:
-    """Load the trial's latest checkpoint, if any; the step it resumes from (0: from scratch)."""
+def _restore(trainer: Trainer, earlier: list[str]) -> int:
+    """Load the trial's latest checkpoint, if any; the step it resumes from (0: from scratch).
+
+    Tune's checkpoint of this launch comes first; without one, the checkpoints the interrupted
+    launches left in `earlier` (the trial's folders there, newest launch first: sweep.launch
+    sets them aside on resume=true, so Tune never has to unpickle their state)."""
     from ray import tune
 
-    from jobs.checkpoints import checkpoint_folders, restore_newest
+    from jobs.checkpoints import checkpoint_folders, checkpoints_in, restore_newest
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return 0
-    # A damaged latest checkpoint falls back to the one kept before it (CHECKPOINTS_KEPT).
-    folders = checkpoint_folders(Path(checkpoint.path)) if Path(checkpoint.path).is_dir() else None
-    if folders is None:
-        with checkpoint.as_directory() as folder:
-            trainer.load_state_dict(read_trainer_state(Path(folder)))
-        return trainer.step
+        folders = [folder for trial_folder in earlier for folder in checkpoints_in(Path(trial_folder))]
+        if not folders:
+            return 0
+    else:
+        # A damaged latest checkpoint falls back to the one kept before it (CHECKPOINTS_KEPT).
+        folders = checkpoint_folders(Path(checkpoint.path)) if Path(checkpoint.path).is_dir() else None
+        if folders is None:
+            with checkpoint.as_directory() as folder:
+                trainer.load_state_dict(read_trainer_state(Path(folder)))
+            return trainer.step
     restored = restore_newest(folders, TRAINER_FILE, trainer.load_state_dict)
     for line in restored.skipped:
-        print(f"{line}; resuming from {restored.folder.name}", flush=True)
+        print(f"{line}; resuming from {restored.folder}", flush=True)
     return trainer.step
 
 

@@ -120,6 +120,10 @@ class TrialGrid:
         self.records = {p: dataclasses.replace(base, train_config_id=train_config_id(self.trains[p], data))
                         for p in self.points}
 
+    def attach(self, parent_run: str) -> None:
+        """Make every trial's run a child of the sweep-level run (sweep.sweep_run)."""
+        self.records = {p: dataclasses.replace(r, parent_run=parent_run) for p, r in self.records.items()}
+
     def describe(self) -> str:
         """What the axes multiply each variant by, for the driver's lines ("" for one point)."""
         seeds = sorted({p.seed for p in self.points})

@@ -51,7 +51,10 @@ def sweep_args(root: Path, space: str, *, steps: int, log_every: int, checkpoint
         "sweep", "--config-dir", str(root / "conf"), f"search_space={space}", f"runs_dir={runs or root / 'runs'}",
         f"train.steps={steps}", "train.batch_size=2", "train.crop=32", f"train.log_every={log_every}",
         f"train.checkpoint_every={checkpoint_every}", f"data.eval_dir={root / 'eval'}", "profile.repeats=2",
-        "profile.warmup=0", "profile.flops_height=64", "profile.flops_width=64", *local, *extra,
+        "profile.warmup=0", "profile.flops_height=64", "profile.flops_width=64",
+        # The sweep run's report costs a process of its own per sweep; tests/sweep/test_trials.py runs it.
+        *([] if any(e.startswith("tracking.sweep_report=") for e in extra) else ["tracking.sweep_report=false"]),
+        *local, *extra,
     ]
 
 

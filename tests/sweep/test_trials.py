@@ -5,9 +5,11 @@ then one real sweep on a real Ray instance."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from rdc import names
@@ -114,6 +116,24 @@ def test_states_by_trial_and_by_variant_from_a_real_store(tmp_path: Path):
     assert {r.data.tags[names.TAG_LMBDA] for r in runs} == {f"{settings['train']['lmbda']:g}"}
 
 
+def _check_sweep_run(client: MlflowClient, experiment: str, variant_runs: list) -> None:
+    """One sweep-level run, FINISHED, parent of every variant run, with the config, the plan and
+    the report (frontier table, seed replicates and noise, figures in PNG and SVG)."""
+    (sweep_run,) = client.search_runs([experiment], f"tags.{names.TAG_SWEEP_RUN} = 'true'")
+    assert sweep_run.info.status == "FINISHED" and sweep_run.data.tags[names.TAG_SWEEP] == "axes"
+    assert {r.data.tags.get(names.TAG_PARENT_RUN) for r in variant_runs} == {sweep_run.info.run_id}
+    folder = Path(client.download_artifacts(sweep_run.info.run_id, ""))
+    assert load_config([]).keys() <= yaml.safe_load((folder / "config.yaml").read_text()).keys()
+    plan = (folder / "plan.csv").read_text().splitlines()
+    assert len(plan) == 3 and names.DECODE_KFLOPS_PER_PX in plan[0]
+    report = folder / "report"
+    for name in ("report.html", "frontier.csv", "replicates.csv", "noise.json", "fig2_rd_loss_vs_kflops.png",
+                 "fig2_rd_loss_vs_kflops.svg"):
+        assert (report / name).is_file(), name
+    noise = json.loads((report / "noise.json").read_text())
+    assert noise["n_variants"] == 2 and noise["n_runs"] == 4 and noise["within_sd"] > 0
+
+
 def test_combined_state_is_settled_only_when_every_point_is():
     done = RunState("FINISHED", {"rd_loss": 1.0, "bpp": 0.5})
     stopped = RunState(names.STOPPED_STATUS, {}, stopped_at=4, stopped_by="frontier")
@@ -149,13 +169,15 @@ def test_a_sweep_over_lambdas_then_widened_to_seeds_trains_each_point_once(tmp_p
     assert len({round(r.data.metrics[names.RD_LOSS], 6) for r in runs}) == 6
 
     # Widened to two seeds at one of those lambdas: only the two (variant, seed 1) runs are new.
-    assert main([*base, "train.lmbda=0.0125", "train.seeds=[0,1]"]) == 0
+    # This launch also refreshes the sweep-level run with rdc report's output.
+    assert main([*base, "train.lmbda=0.0125", "train.seeds=[0,1]", "tracking.sweep_report=true"]) == 0
     out = capsys.readouterr().out
     assert "2 variants, 0 already finished, 2 to train, each at 2 seeds (0, 1)" in out
-    assert "finished 2/2 trials" in out
-    runs = client.search_runs([experiment])
+    assert "finished 2/2 trials" in out and "report not made" not in out
+    runs = client.search_runs([experiment], f"tags.{names.TAG_SWEEP_RUN} != 'true'")
     assert len(runs) == 8
     assert sorted((r.data.tags[names.TAG_SEED], r.data.tags[names.TAG_LMBDA]) for r in runs).count(("1", "0.0125")) == 2
+    _check_sweep_run(client, experiment, runs)
     # Nothing is left to train at those points.
     assert main([*base, "train.lmbda=0.0125", "train.seeds=[0,1]"]) == 0
     assert "2 already finished, 0 to train" in capsys.readouterr().out
