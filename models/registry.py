@@ -53,6 +53,11 @@ def knobs(kind: str, name: str) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(component_class(kind, name))}
 
 
+def knob_type(kind: str, name: str, knob: str):
+    """The type a knob's values have (int, float, bool, str or tuple[int, ...])."""
+    return _hints(component_class(kind, name))[knob]
+
+
 def parse_component(kind: str, raw: Any):
     """A component instance from a plain mapping {"type": name, knob: value, ...}."""
     if not isinstance(raw, dict):
