@@ -7,7 +7,7 @@ from YAML with no other change:
     @register("transform", "conv", display="Conv")      # from models.component
     @dataclass(frozen=True)
     class ConvTransform:
-        N: int = knob(192, min=1)
+        N: int = knob(192, min=1, doc="channels of the hidden layers")  # rdc knobs prints doc
         def build(self, M): ...
 
 Kinds: "transform" (g_a and g_s), "entropy" (the latent codec around y and z) and "hyper"
