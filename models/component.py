@@ -18,11 +18,20 @@ COMPONENTS: dict[str, dict[str, type]] = {kind: {} for kind in KINDS}
 DISPLAY: dict[tuple[str, str], str] = {}
 
 
-def knob(default, *, min: float | None = None, choices: tuple | None = None, doc: str = ""):
-    """A dataclass field with the bounds the registry checks when a spec is parsed."""
+def knob(default, *, doc: str, min: float | None = None, choices: tuple | None = None, allowed: str = ""):
+    """A dataclass field: its default, its meaning and its range, declared once, here.
+
+    `doc` says in plain words what the knob changes (`rdc knobs` and docs/models.md print it);
+    `min` and `choices` are checked by the registry when a spec is parsed (for a list knob,
+    `min` bounds every item); `allowed` states in words what the component's own `check(M)`
+    adds (odd kernels, how many widths, a divisor of M), so that the stated range is the whole
+    range. None of it enters a spec, so variant ids do not depend on it.
+    """
+    if not doc.strip():
+        raise ValueError("every knob says what it means (doc=...)")
     if isinstance(default, list):
         default = tuple(default)
-    return dataclasses.field(default=default, metadata={"min": min, "choices": choices, "doc": doc})
+    return dataclasses.field(default=default, metadata={"min": min, "choices": choices, "doc": doc, "allowed": allowed})
 
 
 def register(kind: str, name: str, *, display: str) -> Callable[[type], type]:

@@ -7,7 +7,7 @@ from YAML with no other change:
     @register("transform", "conv", display="Conv")      # from models.component
     @dataclass(frozen=True)
     class ConvTransform:
-        N: int = knob(192, min=1)
+        N: int = knob(192, min=1, doc="channels of the hidden layers")  # rdc knobs prints doc
         def build(self, M): ...
 
 Kinds: "transform" (g_a and g_s), "entropy" (the latent codec around y and z) and "hyper"
@@ -51,6 +51,11 @@ def display_name(kind: str, name: str) -> str:
 
 def knobs(kind: str, name: str) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(component_class(kind, name))}
+
+
+def knob_type(kind: str, name: str, knob: str):
+    """The type a knob's values have (int, float, bool, str or tuple[int, ...])."""
+    return _hints(component_class(kind, name))[knob]
 
 
 def parse_component(kind: str, raw: Any):

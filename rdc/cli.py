@@ -18,6 +18,7 @@ COMMANDS = {
     "replay": ("analysis.replay", "main", "what each early-stopping policy would have stopped in a finished sweep"),
     "profile": ("sweep.remeasure", "profile_main", "add this device's decode runtimes to every finished run"),
     "eval": ("sweep.remeasure", "eval_main", "evaluate one trained run on a folder of images"),
+    "knobs": ("models.knobs", "main", "every component's knobs: type, default, allowed values, meaning"),
 }
 
 

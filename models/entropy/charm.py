@@ -47,14 +47,42 @@ HEAD_KERNEL = 1  # per-slice heads: 1x1 convs from h_s's output, one per slice (
 @register("entropy", "charm", display="CHARM")
 @dataclass(frozen=True)
 class Charm:
-    num_slices: int = knob(10, min=1, doc="channel slices of y, coded one after another")
-    max_support_slices: int = knob(5, min=-1, doc="decoded slices each slice is conditioned on (the first ones); -1: all")
-    slice_widths: tuple[int, ...] = knob((224, 128), min=1, doc="hidden widths of each mean, scale and LRP slice transform")
-    slice_kernel: int = knob(5, min=1, doc="kernel of the hidden slice-transform layers (the output layer is 3x3)")
-    slice_taper: bool = knob(False, doc="hidden widths grow with the support: slice_widths x (max(s,1)+2)/3 for s support slices (SwinT-ChARM)")
-    lrp: bool = knob(True, doc="latent residual prediction")
-    lrp_merge: str = knob("add", choices=LRP_MERGES, doc="how LRP joins a decoded slice: add (ms2020) or concat + 1x1 conv (model B)")
-    hyper_heads: str = knob("shared", choices=HYPER_HEADS, doc="what each slice sees of h_s's output: " + ", ".join(HYPER_HEADS))
+    num_slices: int = knob(
+        10, min=1, allowed="divides M",
+        doc="equal channel slices y is cut into, decoded one after another, each predicted from those before it "
+        "(more slices: finer prediction, more sequential steps at decode)",
+    )
+    max_support_slices: int = knob(
+        5, min=-1,
+        doc="how many decoded slices (the first ones) each slice's prediction looks at; -1: all before it "
+        "(values from num_slices - 1 up are stored as -1)",
+    )
+    slice_widths: tuple[int, ...] = knob(
+        (224, 128), min=1,
+        doc="hidden widths of the slice transforms: the small conv nets, three per slice, that predict the "
+        "slice's mean, its scale and its LRP correction",
+    )
+    slice_kernel: int = knob(5, min=1, allowed="odd", doc="kernel size of the slice transforms' hidden convs (their output conv is 3x3)")
+    slice_taper: bool = knob(
+        False,
+        doc="true: a slice transform that looks at s decoded slices is wider, slice_widths x (max(s, 1) + 2) / 3, "
+        "so later slices get wider nets (SwinT-ChARM); false: all use slice_widths",
+    )
+    lrp: bool = knob(
+        True,
+        doc="latent residual prediction: once a slice is decoded, a slice transform predicts its rounding error "
+        "from what is already known and corrects it by up to 0.5 before g_s and later slices see it",
+    )
+    lrp_merge: str = knob(
+        "add", choices=LRP_MERGES,
+        doc="how the LRP correction joins the decoded slice: add (ms2020) or concatenate and mix with a 1x1 conv "
+        "(the study's model B); stored as add without lrp",
+    )
+    hyper_heads: str = knob(
+        "shared", choices=HYPER_HEADS,
+        doc="what each slice's nets get from h_s's output (2M channels): shared: all of it (ms2020); sliced: the "
+        "slice's own share of channels (SwinT-ChARM); per_slice: its own 1x1 conv head over all of it (model B)",
+    )
 
     TINY = {"num_slices": 4, "max_support_slices": 2, "slice_widths": [16, 8], "slice_kernel": 3}
 

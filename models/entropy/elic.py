@@ -54,11 +54,22 @@ AGGREGATION_LAYERS = 3
 @register("entropy", "elic", display="ELIC")
 @dataclass(frozen=True)
 class Elic:
-    groups: tuple[int, ...] = knob((16, 16, 32, 64), min=1, doc="widths of every channel group but the last, which takes the remaining M - sum channels (ELIC: 16, 16, 32, 64, M - 128)")
-    hyper_channels: int = knob(384, min=1, doc="width of h_s's output, the hyper params every group sees (ELIC: 2N = 384)")
-    context_widths: tuple[int, ...] = knob((224, 128), min=1, doc="hidden widths of each channel-context network g_ch (5x5 convs)")
-    context_kernel: int = knob(5, min=1, doc="kernel of the channel-context convs")
-    spatial_kernel: int = knob(5, min=3, doc="kernel of the checkerboard-masked spatial-context conv")
+    groups: tuple[int, ...] = knob(
+        (16, 16, 32, 64), min=1, allowed="sum < M",
+        doc="channels of each of y's uneven groups but the last, which takes the remaining M - sum (ELIC: 16, 16, "
+        "32, 64, M - 128); the groups are decoded one after another, each in two checkerboard passes",
+    )
+    hyper_channels: int = knob(
+        384, min=1, doc="width of h_s's output, the side information every group's entropy parameters see (ELIC: 2N = 384)"
+    )
+    context_widths: tuple[int, ...] = knob(
+        (224, 128), min=1, doc="hidden widths of each group's channel-context net, which predicts it from the groups decoded before it"
+    )
+    context_kernel: int = knob(5, min=1, allowed="odd", doc="kernel size of the channel-context convs")
+    spatial_kernel: int = knob(
+        5, min=3, allowed="odd",
+        doc="kernel size of the checkerboard-masked conv that gives a group's second pass its context from the first pass's values",
+    )
 
     TINY = {"groups": [4, 4, 8], "hyper_channels": 16, "context_widths": [16, 8], "context_kernel": 3, "spatial_kernel": 3}
 

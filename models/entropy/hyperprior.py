@@ -30,7 +30,11 @@ MODES = ("mean_scale", "scale")
 @register("entropy", "hyperprior", display="Hyperprior")
 @dataclass(frozen=True)
 class Hyperprior:
-    mode: str = knob("mean_scale", choices=MODES, doc="mean_scale (Minnen 2018) or scale only (Balle 2018)")
+    mode: str = knob(
+        "mean_scale", choices=MODES,
+        doc="mean_scale: h_s predicts a mean and a scale for every value of y (Minnen 2018); "
+        "scale: only a scale, y coded around zero (Balle 2018)",
+    )
 
     TINY = {}
 

@@ -45,9 +45,17 @@ PUBLISHED_ACTIVATION = {"balle2018": "relu", "minnen2018": "leaky_relu", "ms2020
 @register("hyper", "conv", display="Conv")
 @dataclass(frozen=True)
 class ConvHyper:
-    N: int = knob(192, min=1, doc="channels of h_a and of the hyper-latent z")
-    layout: str = knob("minnen2018", choices=LAYOUTS, doc="published layer widths: " + ", ".join(LAYOUTS))
-    activation: str = knob("published", choices=ACTIVATIONS, doc="nonlinearity of h_a and h_s; published: the layout's own (see models/hyper/conv.py)")
+    N: int = knob(192, min=1, doc="channels of h_a's layers and of the hyper-latent z (the side information coded first)")
+    layout: str = knob(
+        "minnen2018", choices=LAYOUTS,
+        doc="which paper's h_a/h_s layer widths: minnen2018 (mean-scale), balle2018 (scale only), "
+        "ms2020 (separate h_s for means and scales), elic2022 (ELIC's)",
+    )
+    activation: str = knob(
+        "published", choices=ACTIVATIONS,
+        doc="nonlinearity between the layers of h_a and h_s; published: the layout's own "
+        "(leaky_relu for minnen2018, relu for the others), stored as that name",
+    )
 
     TINY = {"N": 16}
 

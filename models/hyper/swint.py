@@ -25,11 +25,18 @@ STAGES = 2  # two stride-2 steps: z at H/64 from y at H/16
 @register("hyper", "swint", display="SwinT")
 @dataclass(frozen=True)
 class SwinHyper:
-    dims: tuple[int, ...] = knob((192, 192), min=1, doc="widths of the two h_a stages (z has the last); h_s mirrors them")
-    depths: tuple[int, ...] = knob((5, 1), min=0, doc="Swin blocks in each h_a stage; h_s uses them in reverse")
-    head_dim: int = knob(32, min=1, doc="channels per attention head")
-    window: int = knob(4, min=1, doc="attention window side")
-    mlp_ratio: float = knob(4.0, min=0.25, doc="MLP hidden width / block width")
+    dims: tuple[int, ...] = knob(
+        (192, 192), min=1, allowed="2 widths",
+        doc="widths of the two Swin stages of h_a (the hyper-latent z has the last one's channels); h_s mirrors them",
+    )
+    depths: tuple[int, ...] = knob(
+        (5, 1), min=0, allowed="2 counts", doc="Swin blocks in each of the two h_a stages; h_s runs them in reverse order"
+    )
+    head_dim: int = knob(
+        32, min=1, allowed="divides dims", doc="channels per attention head: a stage of width w has w / head_dim heads"
+    )
+    window: int = knob(4, min=1, doc="side of the square windows attention runs in (smaller on feature maps narrower than it)")
+    mlp_ratio: float = knob(4.0, min=0.25, doc="hidden width of each Swin block's MLP, as a multiple of the block's width")
 
     TINY = {"dims": [16, 16], "depths": [2, 1], "head_dim": 8, "window": 2}
 

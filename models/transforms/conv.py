@@ -19,7 +19,7 @@ from models.component import knob, register
 @register("transform", "conv", display="Conv")
 @dataclass(frozen=True)
 class ConvTransform:
-    N: int = knob(192, min=1, doc="channels of the hidden layers")
+    N: int = knob(192, min=1, doc="channels of the three hidden layers of g_a and g_s (g_a's last layer gives y its M)")
 
     TINY = {"N": 16}
 

@@ -30,8 +30,13 @@ STAGES = 3  # hidden widths; a fourth stride-2 convolution goes to M
 @register("transform", "elic", display="ELIC")
 @dataclass(frozen=True)
 class ElicTransform:
-    channels: tuple[int, ...] = knob((192, 192, 192), min=2, doc="g_a widths after each of the first three stride-2 convs; g_s mirrors them")
-    num_res_blocks: int = knob(3, min=0, doc="residual bottleneck blocks per stage")
+    channels: tuple[int, ...] = knob(
+        (192, 192, 192), min=2, allowed="3 widths",
+        doc="widths of g_a after each of its first three stride-2 convs (the fourth gives y its M); g_s mirrors them",
+    )
+    num_res_blocks: int = knob(
+        3, min=0, doc="residual bottleneck blocks after each of those convs, in g_a and in g_s (ELIC: 3; the study's model B: 2)"
+    )
 
     TINY = {"channels": [8, 16, 16], "num_res_blocks": 1}
 

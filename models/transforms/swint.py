@@ -29,11 +29,18 @@ STAGES = 4  # four stride-2 steps: y at H/16
 @register("transform", "swint", display="SwinT")
 @dataclass(frozen=True)
 class SwinTransform:
-    dims: tuple[int, ...] = knob((128, 192, 256), min=1, doc="widths of the first three g_a stages (the fourth runs at M); g_s mirrors them")
-    depths: tuple[int, ...] = knob((2, 2, 6, 2), min=0, doc="Swin blocks in each g_a stage; g_s uses them in reverse")
-    head_dim: int = knob(32, min=1, doc="channels per attention head (heads = width / head_dim)")
-    window: int = knob(8, min=1, doc="attention window side")
-    mlp_ratio: float = knob(4.0, min=0.25, doc="MLP hidden width / block width")
+    dims: tuple[int, ...] = knob(
+        (128, 192, 256), min=1, allowed="3 widths",
+        doc="widths of the first three Swin stages of g_a (the fourth runs at M, y's width); g_s mirrors them",
+    )
+    depths: tuple[int, ...] = knob(
+        (2, 2, 6, 2), min=0, allowed="4 counts", doc="Swin blocks in each of the four g_a stages; g_s runs them in reverse order"
+    )
+    head_dim: int = knob(
+        32, min=1, allowed="divides dims and M", doc="channels per attention head: a stage of width w has w / head_dim heads"
+    )
+    window: int = knob(8, min=1, doc="side of the square windows attention runs in (smaller on feature maps narrower than it)")
+    mlp_ratio: float = knob(4.0, min=0.25, doc="hidden width of each Swin block's MLP, as a multiple of the block's width")
 
     TINY = {"dims": [8, 16, 16], "depths": [1, 2, 1, 2], "head_dim": 8, "window": 4}
 
