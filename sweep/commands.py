@@ -132,7 +132,7 @@ def run_sweep(cfg: dict) -> int:
             if not strategy.left(runs):
                 return 0
 
-        launch.start_ray(cfg["cluster"])
+        launch.start_ray(cfg["cluster"], log=launch.ray_log_path(settings))
         try:
             launch.check_capacity(cfg["cluster"])
             if cfg["cluster"]["mode"] != "local":

@@ -87,15 +87,25 @@ def configure_ray_import(cluster: dict) -> None:
     os.environ[LOOPBACK_ENV] = wanted
 
 
-def start_ray(cluster: dict) -> None:
-    """Start the local instance, or connect to the cluster; UserError if it cannot be reached."""
+_STARTED_HERE = False  # whether stop_ray ends the instance: only one start_ray began for a sweep
+
+
+def start_ray(cluster: dict, log: Path | None = None, *, shared: bool = False) -> None:
+    """Start the local instance, or connect to the cluster; UserError if it cannot be reached.
+    Ray's own log lines go to `log` (the sweep's output keeps to the sweep's lines). A Ray the
+    caller initialised already (a notebook's; `shared=True`: several sweeps on one instance)
+    is used as it is and left running by stop_ray."""
+    global _STARTED_HERE
     local = cluster["mode"] == "local"
     configure_ray_import(cluster)
     import ray
 
     if ray.is_initialized():
+        _ray_logs_to(log)  # Tune's lines of this sweep still go to its log
         return
+    _STARTED_HERE = not shared
     if local:
+        _ray_logs_to(log, "ray._private")  # init's own notices (e.g. on token authentication)
         ray.init(
             address="local",
             num_cpus=cluster["num_cpus"],
@@ -103,17 +113,46 @@ def start_ray(cluster: dict) -> None:
             include_dashboard=False,
             _node_ip_address="127.0.0.1",
             log_to_driver=False,
-            logging_level="WARNING",
+            configure_logging=False,
         )
+        _ray_logs_to(log)  # after init: init drops the handlers of Ray's logger
         return
     address = cluster["address"] or "auto"
     if address != "auto":
         _check_reachable(address)
     try:
-        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+        _ray_logs_to(log, "ray._private")
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
     except Exception as err:  # noqa: BLE001 - Ray raises many types for an unreachable or locked cluster
         raise UserError("cluster.address", address, reason=_connect_reason(err),
                         allowed="the address of a running Ray head (ray start --head)") from None
+    _ray_logs_to(log)
+
+
+def ray_log_path(settings: dict) -> Path:
+    """Where a sweep's driver keeps Ray's and Tune's own lines: beside its Tune folder."""
+    path = experiment_path(settings)
+    return path.with_name(path.name + ".ray.log")
+
+
+def _ray_logs_to(log: Path | None, name: str = "ray") -> None:
+    """Ray's and Tune's loggers (`name` and below) write to `log` instead of the terminal."""
+    import logging
+
+    ray_logger = logging.getLogger(name)
+    if log is None:  # no file: warnings and errors on stderr (Python's last-resort handler)
+        ray_logger.setLevel(logging.WARNING)
+        return
+    ray_logger.setLevel(logging.INFO)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for earlier in list(ray_logger.handlers):  # ray.init's console handler, an earlier sweep's file
+        ray_logger.removeHandler(earlier)
+        if isinstance(earlier, logging.FileHandler):
+            earlier.close()
+    ray_logger.addHandler(handler)
+    ray_logger.propagate = False
 
 
 def _check_reachable(address: str) -> None:
@@ -135,10 +174,13 @@ def _connect_reason(err: Exception) -> str:
 
 
 def stop_ray() -> None:
+    """End the instance start_ray began for this sweep (never a caller's own)."""
+    global _STARTED_HERE
     import ray
 
-    if ray.is_initialized():
+    if _STARTED_HERE and ray.is_initialized():
         ray.shutdown()
+    _STARTED_HERE = False
 
 
 def check_capacity(cluster: dict) -> None:
@@ -448,6 +490,8 @@ def clear_set_aside(settings: dict) -> None:
 
 
 def _quiet_tune() -> None:
+    # Tune's start-up box and TensorBoard hint: the sweep prints its own lines (sweep.progress).
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     # Keeping CHECKPOINTS_KEPT forces a state snapshot whenever a trial checkpoints that often,
     # which is what a driver crash needs; Tune warns about it each time on short test trials.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")

@@ -53,3 +53,18 @@ def anchors_dir() -> Path:
 def sqlite_uri(tmp_path: Path) -> str:
     """A fresh, empty sqlite MLflow store in a temporary folder."""
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def shared_ray(tmp_path_factory):
+    """One local Ray instance (2 CPUs, loopback) for a module's in-process sweeps, which use it
+    and leave it running (sweep.launch.start_ray): starting and stopping one costs 5-10 s per
+    sweep here. Ended with the module, so another module's sweep starts its own."""
+    import ray
+
+    from sweep import launch
+
+    local = {"mode": "local", "num_cpus": 2, "num_gpus": 0, "address": None}
+    launch.start_ray(local, log=tmp_path_factory.mktemp("ray") / "ray.log", shared=True)
+    yield
+    ray.shutdown()

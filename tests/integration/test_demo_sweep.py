@@ -32,7 +32,7 @@ STEPS = 20
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
+def sweep(shared_ray, tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
     (root / "conf" / "search_space").mkdir(parents=True)
     (root / "conf" / "search_space" / "it2.yaml").write_text(SPACE)

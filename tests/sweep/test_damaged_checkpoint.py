@@ -27,7 +27,7 @@ def args(root, *extra):
     return sweep_args(root, "two", steps=STEPS, log_every=LOG_EVERY, checkpoint_every=CHECKPOINT_EVERY, extra=extra)
 
 
-def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(tmp_path, capsys):
+def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(shared_ray, tmp_path, capsys):
     root = make_root(tmp_path)
     write_space(root, "two", "damaged", [8], [8])
     uri = f"sqlite:///{root / 'runs' / 'mlflow.db'}"

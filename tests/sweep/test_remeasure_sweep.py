@@ -24,7 +24,7 @@ STEPS = max(4, int(10 * TEST_SCALE))
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
+def swept(shared_ray, tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     (root / "conf" / "search_space").mkdir(parents=True)
     (root / "conf" / "search_space" / "remeasure-e2e.yaml").write_text(SPACE)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -61,7 +62,7 @@ def assert_one_complete_run_per_variant(uri: str, experiment: str, count: int) -
     return by_variant
 
 
-def test_a_killed_worker_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(root):
+def test_a_killed_worker_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(shared_ray, root):
     write_space(root, "four", "killw", [8, 16], [8, 12])
     log = root / "driver.log"
     driver = start_driver(args(root, "four"), log)
@@ -98,7 +99,7 @@ def test_a_killed_worker_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     assert history(uri, killed.info.run_id) == history(uri, baseline.info.run_id)
 
 
-def test_a_killed_driver_resumes_without_retraining_finished_variants(root, capsys):
+def test_a_killed_driver_resumes_without_retraining_finished_variants(shared_ray, root, capsys):
     write_space(root, "four", "killd", [8, 16], [8, 12])
     uri = uri_of(root)
     log = root / "driver.log"
@@ -137,7 +138,7 @@ def test_a_killed_driver_resumes_without_retraining_finished_variants(root, caps
         assert history(uri, run.info.run_id) == histories[variant_id]
 
 
-def test_a_killed_driver_resumes_a_search_round_then_spends_the_rest_of_the_budget(root, capsys):
+def test_a_killed_driver_resumes_a_search_round_then_spends_the_rest_of_the_budget(shared_ray, root, capsys):
     write_space(root, "four", "killsearch", [8, 16], [8, 12])
     uri = uri_of(root)
     log = root / "driver.log"
@@ -210,7 +211,17 @@ def test_a_tracking_server_restart_loses_no_metric(root):
         kill_group(server)
 
 
-def test_ctrl_c_stops_the_sweep_resumable_not_failed(root):
+class _Plant:
+    """Unpickled, it touches `marker`: planted where Tune's restore would unpickle."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).touch, (self.marker,))
+
+
+def test_ctrl_c_stops_the_sweep_resumable_then_it_resumes_moved_to_another_disk(root):
     write_space(root, "two", "ctrlc", [8, 16])
     log = root / "driver.log"
     driver = start_driver(args(root, "two"), log)
@@ -225,3 +236,31 @@ def test_ctrl_c_stops_the_sweep_resumable_not_failed(root):
     # Nothing is marked failed: the unfinished runs wait for the resume.
     statuses = {r.info.status for r in sweep_runs(uri_of(root), "ctrlc")}
     assert "FAILED" not in statuses and "RUNNING" in statuses
+    checkpointed = {v for v, results in trial_results(root / "runs", "ctrlc").items()
+                    if any(r.get("step", 0) >= CHECKPOINT_EVERY for r in results) and not results[-1].get("done")}
+
+    # runs_dir moves to a bigger disk, and someone plants pickles where Tune's restore reads them.
+    moved = root / "bigger" / "runs"
+    moved.parent.mkdir()
+    os.replace(root / "runs", moved)
+    marker = root / "code-ran"
+    for name in ("tuner.pkl", "trainable.pkl"):
+        (moved / "ray" / "ctrlc" / name).write_bytes(pickle.dumps(_Plant(marker)))
+    log = root / "resume.log"
+    driver = start_driver(args(root, "two", "resume=true", runs=moved), log)
+    try:
+        assert driver.wait(timeout=TIMEOUT_S) == 0, log.read_text()[-4000:]
+    finally:
+        kill_group(driver)
+    out = log.read_text()
+    assert not marker.exists(), "the resume unpickled a planted file"
+    assert "resuming" in out and "finished 2/2 variants" in out and "the store moved" in out, out[-3000:]
+    uri = f"sqlite:///{moved / 'mlflow.db'}"
+    runs = assert_one_complete_run_per_variant(uri, "ctrlc", 2)
+    for variant_id in checkpointed:  # from its checkpoint, not from scratch
+        assert int(runs[variant_id].data.tags[names.TAG_RESUMED_FROM_STEP]) >= CHECKPOINT_EVERY
+    for run in runs.values():  # artifacts where the store now is; nothing recreated where it was
+        assert names.MODEL_ARTIFACT in {a.path for a in client(uri).list_artifacts(run.info.run_id)}
+        assert str(moved) in run.info.artifact_uri
+    assert not (root / "runs").exists()
+    assert not list((moved / "ray").glob("ctrlc.interrupted-*")), "the set-aside launch is cleared once done"

@@ -59,7 +59,7 @@ def test_asha_ranks_the_progress_metric_by_step_below_the_last_step():
 
 
 @pytest.mark.slow
-def test_an_asha_stopped_trial_ends_its_run_stopped_with_its_step_and_is_not_retrained(tmp_path: Path, capsys):
+def test_an_asha_stopped_trial_ends_its_run_stopped_with_its_step_and_is_not_retrained(shared_ray, tmp_path: Path, capsys):
     root = make_root(tmp_path)
     (root / "conf" / "search_space" / "asha.yaml").write_text(SPACE)
     args = sweep_args(root, "asha", steps=STEPS, log_every=1, checkpoint_every=3,

@@ -65,7 +65,7 @@ def test_the_tune_scheduler_turns_reports_into_the_rules_decisions(registered):
 
 
 @pytest.mark.slow
-def test_a_frontier_sweep_stops_exactly_the_trials_its_replay_predicts(tmp_path: Path, registered):
+def test_a_frontier_sweep_stops_exactly_the_trials_its_replay_predicts(shared_ray, tmp_path: Path, registered):
     from sweep.costs import reference_costs
     from sweep.space import expand
 

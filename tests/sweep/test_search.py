@@ -85,7 +85,7 @@ def test_the_study_is_rebuilt_from_mlflow_results(variants):
 
 
 @pytest.mark.slow
-def test_a_search_sweep_spends_its_budget_in_rounds_and_continues_from_mlflow(tmp_path, capsys):
+def test_a_search_sweep_spends_its_budget_in_rounds_and_continues_from_mlflow(shared_ray, tmp_path, capsys):
     root = make_root(tmp_path)
     write_space(root, "searched", "searched", [8, 16], ms=[8, 16])  # 4 variants
 

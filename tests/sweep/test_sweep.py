@@ -51,7 +51,7 @@ def by_width(found: list) -> dict[int, object]:
 
 
 @pytest.mark.slow
-def test_a_diverging_variant_fails_with_its_reason_and_the_others_finish(root, capsys, monkeypatch):
+def test_a_diverging_variant_fails_with_its_reason_and_the_others_finish(shared_ray, root, capsys, monkeypatch):
     write_space(root, "diverge", "diverge", [8, 16])
     from sweep.space import expand
     import yaml
@@ -95,7 +95,7 @@ def test_an_infinite_loss_is_caught_like_a_nan():
 
 
 @pytest.mark.slow
-def test_incremental_sweeps_train_only_what_is_not_finished(root, capsys):
+def test_incremental_sweeps_train_only_what_is_not_finished(shared_ray, root, capsys):
     write_space(root, "one", "inc", [8])
     write_space(root, "two", "inc", [8, 16])
     assert sweep(root, "one") == 0
@@ -215,7 +215,7 @@ def test_checkpoints_load_weights_only(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_training_image_damaged_past_its_header_fails_its_variants_once_with_the_file_named(root, capsys):
+def test_a_training_image_damaged_past_its_header_fails_its_variants_once_with_the_file_named(shared_ray, root, capsys):
     import io
 
     import skimage.data

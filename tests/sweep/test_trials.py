@@ -116,6 +116,10 @@ def test_states_by_trial_and_by_variant_from_a_real_store(tmp_path: Path):
     assert {r.data.tags[names.TAG_LMBDA] for r in runs} == {f"{settings['train']['lmbda']:g}"}
 
 
+def variant_runs(client: MlflowClient, experiment: str) -> list:
+    return [r for r in client.search_runs([experiment]) if r.data.tags.get(names.TAG_SWEEP_RUN) != "true"]
+
+
 def _check_sweep_run(client: MlflowClient, experiment: str, variant_runs: list) -> None:
     """One sweep-level run, FINISHED, parent of every variant run, with the config, the plan and
     the report (frontier table, seed replicates and noise, figures in PNG and SVG)."""
@@ -145,7 +149,7 @@ def test_combined_state_is_settled_only_when_every_point_is():
 
 
 @pytest.mark.slow
-def test_a_sweep_over_lambdas_then_widened_to_seeds_trains_each_point_once(tmp_path: Path, capsys):
+def test_a_sweep_over_lambdas_then_widened_to_seeds_trains_each_point_once(shared_ray, tmp_path: Path, capsys):
     root = make_root(tmp_path)
     write_space(root, "axes", "axes", widths=[4, 8])
     lmbdas = "train.lmbdas=[0.004,0.0125,0.04]"
@@ -154,10 +158,14 @@ def test_a_sweep_over_lambdas_then_widened_to_seeds_trains_each_point_once(tmp_p
     out = capsys.readouterr().out
     assert "2 variants, 0 already finished, 2 to train, each at 3 lambdas (0.004, 0.0125, 0.04)" in out
     assert "finished 6/6 trials" in out
+    # Ray's and Tune's start-up lines are in the sweep's Ray log, not in its output.
+    for chatter in ("TensorBoard", "Configuration for experiment", "View detailed results"):
+        assert chatter not in out
+    assert (root / "runs" / "ray" / "axes.ray.log").stat().st_size > 0
     uri = f"sqlite:///{root / 'runs' / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("axes").experiment_id
-    runs = client.search_runs([experiment])
+    runs = variant_runs(client, experiment)
     assert len(runs) == 6 and all(r.info.status == "FINISHED" for r in runs)
     by_variant: dict[str, set] = {}
     for run in runs:
@@ -174,7 +182,7 @@ def test_a_sweep_over_lambdas_then_widened_to_seeds_trains_each_point_once(tmp_p
     out = capsys.readouterr().out
     assert "2 variants, 0 already finished, 2 to train, each at 2 seeds (0, 1)" in out
     assert "finished 2/2 trials" in out and "report not made" not in out
-    runs = client.search_runs([experiment], f"tags.{names.TAG_SWEEP_RUN} != 'true'")
+    runs = variant_runs(client, experiment)
     assert len(runs) == 8
     assert sorted((r.data.tags[names.TAG_SEED], r.data.tags[names.TAG_LMBDA]) for r in runs).count(("1", "0.0125")) == 2
     _check_sweep_run(client, experiment, runs)
