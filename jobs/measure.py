@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from jobs.data import BUILTIN, load_images
+from jobs.data import BUILTIN, DEFAULT_MAX_PIXELS, load_images
 from jobs.evaluate import evaluate
 from jobs.profile import RuntimeProtocol, count_params, flops_metrics, profile_runtime
 from rdc import names
@@ -31,7 +31,8 @@ def measure(model, settings: dict, lmbda: float, *, shared_device: bool) -> Meas
     trial decides, from what Ray gave it); its runtimes then go under `<device>-shared`.
     """
     eval_dir = settings["data"]["eval_dir"]  # absolute already (sweep.config)
-    images = load_images(eval_dir, split="eval", key="data.eval_dir")
+    images = load_images(eval_dir, split="eval", key="data.eval_dir",
+                         max_pixels=settings["data"].get("max_pixels", DEFAULT_MAX_PIXELS))
     images_label = eval_dir or BUILTIN
     profile = settings["profile"]
     height, width = profile["flops_height"], profile["flops_width"]

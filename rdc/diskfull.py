@@ -11,7 +11,9 @@ error message that carries the same words. `DiskFull` is the one line a user the
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
+from pathlib import Path
 
 from rdc.errors import UserError
 
@@ -19,6 +21,7 @@ _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 SQLITE_FULL = 13  # sqlite's result code for "database or disk is full"
 _FULL_TEXTS = ("database or disk is full", "no space left on device", "disk quota exceeded")
 _MAX_CHAIN = 32  # causes followed before giving up (a cycle of __context__ is possible)
+LOW_SPACE_BYTES = 1 << 20  # less free than this under a folder a command writes: it is full
 
 
 class DiskFull(UserError):
@@ -38,6 +41,24 @@ def disk_full_error(err: BaseException, where: str) -> DiskFull | None:
     """A DiskFull naming `where` if `err` is a full disk, else None (the caller re-raises `err`)."""
     detail = _full_detail(err)
     return None if detail is None else DiskFull(where, detail)
+
+
+def out_of_space(paths) -> str | None:
+    """Why one of `paths` (folders a command writes under) is on a full disk, or None. For an
+    error that only follows from a full disk (Tune reading back an error file it could not
+    write, cut off at 0 bytes), the disk itself is the witness."""
+    for path in paths:
+        folder = Path(path)
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            stats = os.statvfs(folder)
+        except OSError:
+            continue
+        free = stats.f_bavail * stats.f_frsize
+        if free < LOW_SPACE_BYTES:
+            return f"{free // 1024} KiB left under {path}"
+    return None
 
 
 def _full_detail(err: BaseException | None) -> str | None:

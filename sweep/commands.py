@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from rdc.errors import UserError
 
@@ -39,12 +40,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_sweep(cfg)
     except Exception as err:  # noqa: BLE001 - only a full disk is turned into one line here
-        from rdc.diskfull import disk_full_error
+        from rdc.diskfull import DiskFull, disk_full_error, out_of_space
 
-        full = disk_full_error(err, f"runs_dir={cfg['runs_dir']!r} or the store {cfg['tracking']['uri']}")
+        where = f"runs_dir={cfg['runs_dir']!r} or the store {cfg['tracking']['uri']}"
+        full = disk_full_error(err, where)
+        if full is None:
+            written = [cfg["runs_dir"], cfg["cluster"].get("storage_path"), _store_folder(cfg["tracking"]["uri"])]
+            left = out_of_space([p for p in written if p])
+            full = DiskFull(where, f"no space left on device: {left}") if left else None
         if full is None:
             raise
         raise full from None
+
+
+def _store_folder(uri: str) -> str | None:
+    return str(Path(uri[len("sqlite:///"):]).parent) if uri.startswith("sqlite:///") else None
 
 
 def sweep_settings(cfg: dict) -> dict:
@@ -105,8 +115,10 @@ def run_sweep(cfg: dict) -> int:
     # Training images are checked from their headers (a folder may hold thousands of large
     # photographs); evaluation images are decoded, as every trial will.
     train = cfg["train"]
-    RandomCrops(TrainingSet.scan(cfg["data"]["train_dir"], verify=True), train["crop"], train["batch_size"], train["seed"])
-    load_images(cfg["data"]["eval_dir"], split="eval", key="data.eval_dir")
+    limit = cfg["data"]["max_pixels"]
+    RandomCrops(TrainingSet.scan(cfg["data"]["train_dir"], verify=True, max_pixels=limit), train["crop"],
+                train["batch_size"], train["seed"])
+    load_images(cfg["data"]["eval_dir"], split="eval", key="data.eval_dir", max_pixels=limit)
     record = tracking.SweepRecord.of(settings)
     name, uri = record.sweep, record.uri
     grid = TrialGrid(settings)

@@ -35,6 +35,9 @@ class DataConfig:
     eval_dir: Optional[str] = None
     workers: int = 0  # processes preparing training batches ahead (0: in the trial's own process)
     cache_images: int = 16  # decoded training images kept per process
+    # Images whose header claims more pixels are refused before a byte is decoded (a 40-byte PNG
+    # can claim 40000x40000); the default, 2^26, is a 64-megapixel photograph.
+    max_pixels: int = 1 << 26
 
 
 @dataclass
@@ -199,6 +202,7 @@ _MINIMUM = {
     "profile.warmup": (0, _NON_NEGATIVE),
     "data.workers": (0, "0 (no worker processes) or a positive integer"),
     "data.cache_images": (1, _POSITIVE),
+    "data.max_pixels": (1, _POSITIVE),
     "search.batch": (0, _NON_NEGATIVE),
     "search.seed": (0, _NON_NEGATIVE),
 }

@@ -3,8 +3,8 @@
 MLflow records every experiment's artifact location and every run's artifact URI as absolute
 paths. After `mv runs /big/runs`, the store opens at its new path, but a resumed trial would
 write its model where the folder used to be: recreating the old folder, or failing. When the
-experiment's recorded artifact folder no longer exists and the configured artifact root holds
-the experiment's folder, the recorded paths are rewritten to it, in the sqlite file itself
+experiment's recorded artifact folder no longer exists, the recorded paths are rewritten to the
+configured artifact root's folder of the experiment, in the sqlite file itself
 (MLflow has no call to change an experiment's artifact location). A store whose old folder
 still exists is left alone: a copy is not a move.
 """
@@ -41,7 +41,8 @@ def relocate_moved_artifacts(uri: str, experiment: str, artifact_root: str | Non
     old = found.artifact_location
     old_path = _local_path(old)
     new_path = Path(artifact_root, experiment).resolve()
-    if old_path is None or old_path.exists() or not new_path.is_dir() or old_path == new_path:
+    # The folder may not exist at the new place yet (no artifact logged before the move).
+    if old_path is None or old_path.exists() or old_path == new_path:
         return None
     new = new_path.as_uri() if old.startswith("file:") else str(new_path)
     with sqlite3.connect(database, timeout=30) as connection:

@@ -53,8 +53,10 @@ def find_experiment(client, name: str, uri: str):
 
 
 def finished_and_other_runs(client, experiment_id: str) -> tuple[list, list]:
-    """(FINISHED runs oldest first, runs in any other state)."""
+    """(FINISHED runs oldest first, runs in any other state); the sweep-level run holds no model
+    and is neither."""
     runs = with_retries(lambda: search_all(client, experiment_id), what="reading the runs")
+    runs = [r for r in runs if r.data.tags.get(names.TAG_SWEEP_RUN) != "true"]
     runs.sort(key=lambda r: r.info.start_time)
     return [r for r in runs if r.info.status == "FINISHED"], [r for r in runs if r.info.status != "FINISHED"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from jobs.crops import DEFAULT_CACHE, RandomCrops, TrainingSet
-from jobs.data import load_images
+from jobs.data import DEFAULT_MAX_PIXELS, load_images
 from jobs.heldout import HeldOutSet
 from jobs.settings import TrainSettings
 from jobs.train import Trainer, TrainingDiverged
@@ -120,7 +120,8 @@ def run_variant(config: dict) -> None:
     data = settings["data"]
     try:
         # .get: a sweep restored from before these keys existed still trains as it did
-        crops = RandomCrops(TrainingSet.scan(data["train_dir"], cache_size=data.get("cache_images", DEFAULT_CACHE)),
+        crops = RandomCrops(TrainingSet.scan(data["train_dir"], cache_size=data.get("cache_images", DEFAULT_CACHE),
+                                             max_pixels=data.get("max_pixels", DEFAULT_MAX_PIXELS)),
                             train.crop, train.batch_size, train.seed, workers=data.get("workers", 0))
     except UserError as err:  # e.g. the folder is not on this node
         return _fail(run, 0, err)
@@ -178,7 +179,8 @@ def _held_out_set(settings: dict, train: TrainSettings) -> HeldOutSet | None:
     train.eval_every is 0). The driver checked the folder; a node without it fails the trial."""
     if train.eval_every <= 0:
         return None
-    images = load_images(settings["data"]["eval_dir"], split="eval", key="data.eval_dir")
+    images = load_images(settings["data"]["eval_dir"], split="eval", key="data.eval_dir",
+                         max_pixels=settings["data"].get("max_pixels", DEFAULT_MAX_PIXELS))
     return HeldOutSet.from_images(images, train.eval_crop)
 
 

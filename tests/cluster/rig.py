@@ -110,10 +110,16 @@ def client(uri: str) -> MlflowClient:
     return MlflowClient(uri)
 
 
+def variant_runs(runs: list) -> list:
+    """The runs of variants: every run but the sweep-level one (names.TAG_SWEEP_RUN)."""
+    return [r for r in runs if r.data.tags.get(names.TAG_SWEEP_RUN) != "true"]
+
+
 def sweep_runs(uri: str, experiment: str, view=ViewType.ACTIVE_ONLY) -> list:
+    """The variant runs of an experiment (not its sweep-level run)."""
     mlflow = client(uri)
     exp = mlflow.get_experiment_by_name(experiment)
-    return [] if exp is None else mlflow.search_runs([exp.experiment_id], run_view_type=view)
+    return [] if exp is None else variant_runs(mlflow.search_runs([exp.experiment_id], run_view_type=view))
 
 
 def steps_of(uri: str, run_id: str, key: str = names.TRAIN_LOSS) -> list[int]:

@@ -18,6 +18,7 @@ from jobs.profile import count_params
 from models import build
 from rdc import names
 from rdc.cli import main
+from tests.cluster.rig import variant_runs
 
 SPACE = """
 name: it2
@@ -48,7 +49,7 @@ def sweep(shared_ray, tmp_path_factory):
 def finished_runs(uri: str):
     client = mlflow.tracking.MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("it2")
-    return client, client.search_runs([exp.experiment_id])
+    return client, variant_runs(client.search_runs([exp.experiment_id]))
 
 
 def test_sweep_exits_cleanly(sweep):

@@ -16,8 +16,8 @@ from tests.cluster.rig import kill_group, make_root, start_driver, steps_of, swe
     wait_for, write_space
 from tests.conftest import TEST_SCALE
 
-STEPS = max(100, int(140 * TEST_SCALE))
-LOG_EVERY, CHECKPOINT_EVERY = 10, 20
+STEPS = max(70, int(70 * TEST_SCALE))
+LOG_EVERY, CHECKPOINT_EVERY = 5, 10
 TIMEOUT_S = 420
 
 pytestmark = pytest.mark.slow

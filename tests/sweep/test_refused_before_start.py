@@ -98,6 +98,11 @@ SWEEP_CASES = [
     (["tracking.uri=http://127.0.0.1:9"], "tracking.uri=", "no MLflow server answers"),
     (["tracking.uri=postgresql://sweeper@localhost/mlflow"], "tracking.uri=", "pip install psycopg"),
     (["tracking.uri=runs/mlflow.db"], "tracking.uri=", "not a tracking URI"),
+    (["data.max_pixels=0"], "data.max_pixels=0", "positive"),
+    (["data.max_pixels=100", "data.eval_dir=images"], "data.eval_dir=", "at most 100 pixels"),
+    (["train.seeds=[0,0]"], "train.seeds=", "listed twice"),
+    (["train.lmbdas=[0.01,inf]"], "train.lmbdas[1]=inf", "finite"),
+    (["scheduler=asha", "train.lmbdas=[0.01,0.02]"], "scheduler='asha'", "weigh rate and distortion differently"),
 ]
 
 

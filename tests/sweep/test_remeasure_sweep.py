@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 from rdc import names
 from rdc.cli import main
 from tests.conftest import TEST_SCALE
+from tests.cluster.rig import make_root, variant_runs
 
 SPACE = """
 name: remeasure-e2e
@@ -25,17 +26,20 @@ STEPS = max(4, int(10 * TEST_SCALE))
 
 @pytest.fixture(scope="module")
 def swept(shared_ray, tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    (root / "conf" / "search_space").mkdir(parents=True)
+    # One small evaluation photograph and FLOPs on 64x64: what is timed here is rdc profile's
+    # bookkeeping, not the size of the images.
+    root = make_root(tmp_path_factory.mktemp("e2e"))
     (root / "conf" / "search_space" / "remeasure-e2e.yaml").write_text(SPACE)
     runs = root / "runs"
     code = main(["sweep", "--config-dir", str(root / "conf"), "search_space=remeasure-e2e", f"runs_dir={runs}",
                  f"train.steps={STEPS}", "train.checkpoint_every=1000", "train.log_every=2", "train.crop=64",
-                 "train.batch_size=2", "profile.repeats=2", "profile.warmup=0", "cluster.num_cpus=2"])
+                 "train.batch_size=2", "train.eval_every=0", f"data.eval_dir={root / 'eval'}", "profile.repeats=2",
+                 "profile.warmup=0", "profile.flops_height=64", "profile.flops_width=64", "cluster.num_cpus=2",
+                 "tracking.sweep_report=false"])
     assert code == 0
     uri = f"sqlite:///{runs / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("remeasure-e2e").experiment_id])
+    (run,) = variant_runs(client.search_runs([client.get_experiment_by_name("remeasure-e2e").experiment_id]))
     return uri, client, run.info.run_id
 
 

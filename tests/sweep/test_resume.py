@@ -21,8 +21,9 @@ from tests.cluster.rig import (REPO, client, history, kill_group, make_root, rd_
                                sweep_runs, trial_results, wait_for, write_space)
 from tests.conftest import TEST_SCALE
 
-STEPS = max(60, int(120 * TEST_SCALE))
-LOG_EVERY, CHECKPOINT_EVERY = 10, 20
+# 60 steps at CI's scale: a trial checkpoints 6 times, enough to be caught between two of them.
+STEPS = max(60, int(60 * TEST_SCALE))
+LOG_EVERY, CHECKPOINT_EVERY = 5, 10
 LOGGED = list(range(LOG_EVERY, STEPS + 1, LOG_EVERY))
 TIMEOUT_S = 420
 

@@ -14,7 +14,7 @@ from rdc.cli import main
 from rdc.errors import UserError
 from sweep.config import load_config
 from sweep.schedulers import PROGRESS_METRIC, SCHEDULERS, SchedulerContext, TrialSchedulerFactory, scheduler_for
-from tests.cluster.rig import history, make_root, sweep_args
+from tests.cluster.rig import history, make_root, sweep_args, variant_runs
 
 # Two variants that differ only in M, trained one after the other on the same seeded crops. At
 # the rung (step 2) the second (M=64) has a higher held-out RD loss than the first (M=8) (the
@@ -73,7 +73,7 @@ def test_an_asha_stopped_trial_ends_its_run_stopped_with_its_step_and_is_not_ret
     uri = f"sqlite:///{root / 'runs' / 'mlflow.db'}"
     client = MlflowClient(uri)
     runs = {int(r.data.params[names.SPEC_PARAM_PREFIX + "M"]): r
-            for r in client.search_runs([client.get_experiment_by_name("asha").experiment_id])}
+            for r in variant_runs(client.search_runs([client.get_experiment_by_name("asha").experiment_id]))}
     kept, stopped = runs[8], runs[64]
     # What ASHA saw at the rung is what MLflow holds: the second trial was worse there.
     curve = history(uri, stopped.info.run_id, names.EVAL_RD_LOSS)

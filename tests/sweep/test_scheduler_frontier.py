@@ -15,7 +15,7 @@ from rdc.cli import main
 from rdc.errors import UserError
 from sweep.schedulers import PROGRESS_METRIC, PROGRESS_SOURCE, SCHEDULERS, SchedulerContext
 from sweep.schedulers.frontier import Frontier
-from tests.cluster.rig import make_root, sweep_args, write_space
+from tests.cluster.rig import make_root, sweep_args, write_space, variant_runs
 
 # Three variants that differ only in M (rig's tiny space): from initialisation, more latent
 # channels cost more decode FLOPs and spend more bits, so at the first rungs the larger ones lose.
@@ -81,7 +81,7 @@ def test_a_frontier_sweep_stops_exactly_the_trials_its_replay_predicts(shared_ra
 
     uri = f"sqlite:///{root / 'runs' / 'mlflow.db'}"
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("stopping").experiment_id])
+    runs = variant_runs(client.search_runs([client.get_experiment_by_name("stopping").experiment_id]))
     stopped = {r.info.run_id: int(r.data.tags[names.TAG_STOPPED_EARLY]) for r in runs
                if r.info.status == names.STOPPED_STATUS}
     assert stopped, "the larger variants should lose to M=8 at a rung"

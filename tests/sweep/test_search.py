@@ -13,7 +13,7 @@ from rdc.cli import main
 from sweep.search.optuna import PRUNED, Coordinates, outcomes, propose, study_of
 from sweep.space import expand
 from sweep.tracking import RunState
-from tests.cluster.rig import make_root, sweep_args, write_space
+from tests.cluster.rig import make_root, sweep_args, write_space, variant_runs
 
 SPACE = {
     "name": "searched",
@@ -95,7 +95,7 @@ def test_a_search_sweep_spends_its_budget_in_rounds_and_continues_from_mlflow(sh
 
     def runs():
         client = MlflowClient(f"sqlite:///{root / 'runs' / 'mlflow.db'}")
-        found = client.search_runs([client.get_experiment_by_name("searched").experiment_id])
+        found = variant_runs(client.search_runs([client.get_experiment_by_name("searched").experiment_id]))
         return {r.data.tags[names.TAG_VARIANT_ID]: r.info.status for r in found}
 
     assert sweep("search.budget=3") == 0
