@@ -10,19 +10,23 @@ The estimate, at the training crop and batch (train.crop, train.batch_size), in 
     torch.autograd.graph.saved_tensors_hooks, one count per storage, parameters left out.
 What the backward pass and Adam allocate on top (the gradient of one activation at a time,
 foreach temporaries) and the allocator's slack are not in it: the estimate is what a step
-holds at least, within a few % of what torch really holds (tests/sweep/test_cost_bound.py).
+holds at least; the activations are within 0.5 % of what a real CPU forward saves and of what
+the CPU allocator holds after it, the state byte for byte (tests/sweep/test_cost_bound.py).
 
-Nothing is allocated. A part is built as sweep.costs builds it, on the meta device or under
-torch's FakeTensorMode, and its training forward runs on fake tensors of the real shapes.
-Two helpers make that work for every component:
-  - `_SmallValuesReal`: a call with no fake tensor among its arguments whose result has at most
-    SMALL_NUMEL elements runs for real (predicted on meta first), so code that reads values
-    (compressai's EntropyBottleneck iterates a tensor of dims; sequential_channel_ramp calls
-    .tolist()) works; everything else stays fake;
-  - `_CreationGuard`: every tensor created from a size (empty, zeros, eye, ...) is counted
-    before it exists, and the build stops with `PartTooLarge` once a part has created more
-    than the bound: a width of 10^9 is refused in milliseconds, before any overflow or
-    allocation.
+Nothing is allocated. A part is built on the meta device (or under torch's FakeTensorMode where
+a constructor computes with CPU tensors: GDN; or reads values: ELIC's channel ramps), and its
+training forward runs on meta tensors of the real shapes (on fake ones if meta cannot run it).
+Three torch modes make that work for every component:
+  - `_SmallValuesOnCPU` (forward on meta) and `_SmallValuesReal` (under FakeTensorMode): a call
+    with no meta or fake tensor among its arguments whose result has at most SMALL_NUMEL
+    elements (predicted on meta) runs for real, so code that reads values works (compressai's
+    EntropyBottleneck permutes by a tensor of dims; sequential_channel_ramp calls .tolist());
+    everything else stays shapes only;
+  - `_CreationGuard`: every tensor a build creates is counted before it exists (from its size,
+    or from the result's shape on meta for ops on real CPU tensors), a real one above
+    REAL_TENSOR_BYTES is made on meta instead, and the build stops with `PartTooLarge` past
+    what torch can represent: a width of 10^9 is refused in milliseconds, before any overflow
+    or allocation. sweep.costs builds its parts under the same guard.
 As in sweep.costs, a model is two parts, the transforms (transform, M) and the latent codec
 (entropy, hyper, M), each measured once per distinct part (paper: 122 parts for 592 variants);
 a variant's figure is the sum of its parts' (the tensor between the parts, y, is counted once,
@@ -61,6 +65,7 @@ SMALL_NUMEL = 64  # results this small (index lists, channel ramps) are computed
 # What building a part on meta or fake tensors may create before it is stopped: nothing is
 # allocated there, so only what torch can represent (a storage's size in bytes is an int64).
 SHAPES_ONLY_LIMIT = 1 << 62
+REAL_TENSOR_BYTES = 16 << 20  # a build on meta makes no real tensor larger than this
 TRAIN_MEMORY_COLUMN = "train_memory_gib"  # the plan's column (not an MLflow name)
 KEY = "cluster.trial_memory_gb"
 
@@ -153,7 +158,8 @@ class TrainingMemory:
 
 
 class PartTooLarge(Exception):
-    """Building a part created more than the bound allows; it was stopped before allocating."""
+    """Building a part would create more than its _CreationGuard allows (what torch can
+    represent, on meta): stopped before that tensor existed."""
 
     def __init__(self, kind: str, created_bytes: int, shape: tuple):
         self.kind, self.created_bytes, self.shape = kind, created_bytes, tuple(shape)
@@ -249,7 +255,7 @@ class MemoryModel:
         """The part's modules and how they were built: on meta, or under FakeTensorMode where a
         constructor computes with CPU tensors (GDN) or reads values (channel ramps)."""
         try:
-            with torch.device("meta"), _CreationGuard(kind, SHAPES_ONLY_LIMIT):
+            with torch.device("meta"), _CreationGuard(kind, SHAPES_ONLY_LIMIT, shapes_only=True):
                 return tuple(m.train() for m in _builder(kind)(spec)), "meta"
         except PartTooLarge:
             raise
@@ -410,24 +416,48 @@ def _small(func, args, kwargs, tensors) -> bool:
 
 
 class _CreationGuard(TorchDispatchMode):
-    """Counts the bytes of every tensor created from a size (the ops without tensor arguments:
-    empty, zeros, ones, full, eye, rand, ...) before it is created; PartTooLarge once a part
-    has created more than `limit` bytes."""
+    """Counts the bytes of every tensor a build creates before it exists: the ops without
+    tensor arguments (empty, zeros, eye, ...) from their sizes, and ops on real CPU tensors
+    (a constructor's `torch.Tensor([...]).repeat(channels, 1, 1)`) from their result's shape
+    on meta. PartTooLarge once a part has created more than `limit` bytes.
 
-    def __init__(self, kind: str, limit: int):
+    `shapes_only` (a build on meta): a real tensor above REAL_TENSOR_BYTES is made on meta
+    instead, so a wide entropy bottleneck's CPU-side quantiles never allocate; otherwise (a
+    build with real weights) it is counted and made as asked."""
+
+    def __init__(self, kind: str, limit: int, *, shapes_only: bool = False):
         super().__init__()
-        self.kind, self.limit, self.created = kind, limit, 0
+        self.kind, self.limit, self.shapes_only, self.created = kind, limit, shapes_only, 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if not _tensors(args, kwargs):
+        tensors = _tensors(args, kwargs)
+        if not tensors:
             shape = _created_shape(func, args, kwargs)
             if shape is not None:
                 dtype = kwargs.get("dtype") or torch.get_default_dtype()
-                self.created += math.prod(shape) * dtype.itemsize  # Python ints: no overflow
-                if self.created > self.limit:
-                    raise PartTooLarge(self.kind, self.created, shape)
+                nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+                self._count(nbytes, shape)
+                if self.shapes_only and nbytes > REAL_TENSOR_BYTES and not _is_meta_device(kwargs.get("device")):
+                    kwargs = {**kwargs, "device": torch.device("meta")}
+            return func(*args, **kwargs)
+        if all(t.device.type == "cpu" and not _is_fake(t) for t in tensors):
+            try:  # the result's size, on meta
+                out = func(*_tree_on_meta(args), **_tree_on_meta(kwargs))
+            except Exception:  # noqa: BLE001 - no meta kernel, or a value read: small real tensors
+                return func(*args, **kwargs)
+            results = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+            nbytes = sum(t.numel() * t.element_size() for t in results)
+            if nbytes > REAL_TENSOR_BYTES:
+                self._count(nbytes, tuple(results[0].shape))
+                if self.shapes_only:
+                    return out
         return func(*args, **kwargs)
+
+    def _count(self, nbytes: int, shape: tuple) -> None:
+        self.created += nbytes
+        if self.created > self.limit:
+            raise PartTooLarge(self.kind, self.created, shape)
 
 
 def _created_shape(func, args, kwargs) -> tuple | None:

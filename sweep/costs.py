@@ -151,7 +151,8 @@ class CostModel:
                    "real": contextlib.nullcontext}[how]
         # Every tensor the constructor creates is counted before it exists: an absurd width
         # stops here (PartTooLarge), before an overflow on meta or an allocation for real.
-        with context(), _CreationGuard(kind, physical_memory() // 2 if how == "real" else SHAPES_ONLY_LIMIT):
+        limit = physical_memory() // 2 if how == "real" else SHAPES_ONLY_LIMIT
+        with context(), _CreationGuard(kind, limit, shapes_only=how == "meta"):
             modules = build(spec)
             params = sum(p.numel() for module in modules for p in module.parameters())
             if how == "real":  # counted as weightless meta copies, as jobs.profile counts a model

@@ -138,6 +138,17 @@ def test_a_width_of_a_billion_is_stopped_before_anything_is_allocated():
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 200 * 1024  # KiB: no 300 GB, not even 200 MB
 
 
+def test_a_wide_entropy_bottleneck_is_measured_without_its_cpu_side_tensors():
+    """compressai builds an EntropyBottleneck's quantiles and filters as CPU tensors, even on
+    the meta device: 10^7 channels are 1.5 GB there, made on meta instead."""
+    spec = {**SPECS["conv-gdn"], "hyper": {"type": "conv", "N": 10_000_000}}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    estimate = MemoryModel(CROP, BATCH).estimate(spec)
+    assert estimate.params > 5 * 10**15 and estimate.gib > 7e7  # two 5x5 convolutions of 10^7 x 10^7
+    assert CostModel().costs(spec)["params"] == estimate.params
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 200 * 1024  # KiB
+
+
 def write_space(work: Path, name: str, text: str) -> Path:
     conf = work / "conf"
     (conf / "search_space").mkdir(parents=True)
