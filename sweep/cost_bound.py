@@ -574,9 +574,11 @@ def refusal(over: list[Offender], total: int, limit: MemoryLimit, train: dict) -
 
 
 class BoundedCosts:
-    """A CostFn for sweep.space.expand that checks the cost bound on every variant before any
-    is costed: a space with budget constraints costs its variants while it expands, and an
-    absurd width must be refused before sweep.costs builds it."""
+    """A CostFn for sweep.space.expand that measures every variant's training memory before any
+    is costed: a space with budget constraints costs its variants while it expands, and a part
+    too large to build (an absurd width) is refused here, with the cost bound's line, rather
+    than by sweep.costs. A variant with a finite figure above the bound is left to the budgets
+    (they may remove it); check_cost_bound refuses what is left after them."""
 
     def __init__(self, cfg: dict, costs=None, workers: int | None = None):
         from sweep.costs import cost_model
@@ -585,7 +587,11 @@ class BoundedCosts:
 
     def prepare(self, specs: Iterable, **kwargs) -> None:
         specs = list(specs)
-        check_cost_bound([_variant_of(spec) for spec in specs], self.cfg, self.workers)
+        variants = [_variant_of(spec) for spec in specs]
+        memory = training_memory(variants, self.cfg, self.workers)
+        stopped = [Offender(v, memory[v.variant_id]) for v in variants if isinstance(memory[v.variant_id], PartTooLarge)]
+        if stopped:
+            raise refusal(stopped, len(variants), memory_limit(self.cfg["cluster"]), self.cfg["train"])
         self.costs.prepare(specs, **kwargs)
 
     def __call__(self, spec) -> dict:

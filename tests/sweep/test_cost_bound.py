@@ -167,6 +167,15 @@ def test_rdc_plan_refuses_an_absurd_width_with_its_id_and_figure(work: Path, cap
            "stopped at a tensor [1000000000, 1000000000]" in line, line
 
 
+def test_a_budget_may_remove_a_variant_above_the_bound(work: Path, capsys):
+    """The bound applies to what a space keeps: a budget that removes the wide variant wins."""
+    text = HUGE.replace("1000000000", "100000") + "constraints:\n  - max: {key: params, value: 10000000}\n"
+    conf = write_space(work, "wide", text)
+    code = main(["plan", "--workers", "1", "--config-dir", str(conf), "search_space=wide"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "1 variants from 2 grid points" in printed and "1 over budget" in printed, printed
+
+
 @pytest.mark.parametrize("text", [HUGE, HUGE_WITH_BUDGET], ids=["space", "space-with-budget"])
 def test_rdc_sweep_refuses_an_absurd_width_before_anything_starts(work: Path, capsys, text: str):
     conf = write_space(work, "huge", text)
