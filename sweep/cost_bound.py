@@ -10,8 +10,9 @@ The estimate, at the training crop and batch (train.crop, train.batch_size), in 
     torch.autograd.graph.saved_tensors_hooks, one count per storage, parameters left out.
 What the backward pass and Adam allocate on top (the gradient of one activation at a time,
 foreach temporaries) and the allocator's slack are not in it: the estimate is what a step
-holds at least; the activations are within 0.5 % of what a real CPU forward saves and of what
-the CPU allocator holds after it, the state byte for byte (tests/sweep/test_cost_bound.py).
+holds at least; the activations are within 0.5 % of what a real CPU forward saves (and, on a
+Conv model, of what the CPU allocator holds after it), the state byte for byte
+(tests/sweep/test_cost_bound.py).
 
 Nothing is allocated. A part is built on the meta device (or under torch's FakeTensorMode where
 a constructor computes with CPU tensors: GDN; or reads values: ELIC's channel ramps), and its
@@ -234,22 +235,27 @@ class MemoryModel:
 
     def _activations(self, kind: str, spec, modules: tuple, how: str) -> int:
         """Saved bytes of a training forward: on meta (fast), else on fake tensors."""
-        def forward(parts: tuple, device: str):
-            return _forward(kind, spec, parts, self.batch, self.crop, device)
-
         try:
-            on_meta = modules if how == "meta" else tuple(_on_meta(m) for m in modules)
-            with _SmallValuesOnCPU(), torch.enable_grad():
-                saved = _saved_bytes(on_meta, lambda: forward(on_meta, "meta"))
+            saved = self.meta_activations(kind, spec, modules if how == "meta" else tuple(_on_meta(m) for m in modules))
             self.forwards["meta"] += 1
             return saved
         except Exception:  # noqa: BLE001 - a forward that needs more than meta gives: fake it
             pass
         self.forwards["fake"] += 1
+        return self.fake_activations(kind, spec)  # rebuilt: the modules above may be on meta by now
+
+    def meta_activations(self, kind: str, spec, modules: tuple) -> int:
+        with _SmallValuesOnCPU(), torch.enable_grad():
+            return _saved_bytes(modules, lambda: _forward(kind, spec, modules, self.batch, self.crop, "meta"))
+
+    def fake_activations(self, kind: str, spec) -> int:
         fake = self._fake_mode()
-        faked = self._build_fake(kind, spec)  # the modules above may be on meta by now
+        modules, how = self._build(kind, spec)
+        if how == "meta":  # fake tensors of the same shapes (initialisers such as trunc_normal_ read values)
+            with fake:
+                modules = tuple(m.to_empty(device="cpu") for m in modules)
         with fake, _SmallValuesReal(), torch.enable_grad():
-            return _saved_bytes(faked, lambda: forward(faked, "cpu"), fake)
+            return _saved_bytes(modules, lambda: _forward(kind, spec, modules, self.batch, self.crop, "cpu"), fake)
 
     def _build(self, kind: str, spec) -> tuple[tuple, str]:
         """The part's modules and how they were built: on meta, or under FakeTensorMode where a

@@ -18,7 +18,7 @@ from models import build, parse_spec
 from rdc.cli import main
 from rdc.errors import UserError
 from sweep.config import load_config
-from sweep.cost_bound import (GIB, MAX_PARAMS, MemoryModel, PartTooLarge, check_cost_bound, memory_limit,
+from sweep.cost_bound import (GIB, MAX_PARAMS, MemoryModel, PartTooLarge, _on_meta, check_cost_bound, memory_limit,
                               physical_memory, smallest_gpu_memory)
 from sweep.costs import CostModel
 from sweep.space import expand
@@ -91,6 +91,20 @@ def test_saved_activations_are_what_a_real_training_forward_saves(name, memory):
     # Measured on meta tensors, part by part: within 0.5 % of the real whole model (the tensor
     # between the parts is counted once; meta's matmul keeps a few tiny copies CPU's does not).
     assert estimate.activation_bytes == pytest.approx(real, rel=5e-3)
+
+
+@pytest.mark.parametrize("name", ["conv-gdn", "elic-groups"])  # the parts built on fake tensors
+def test_the_fake_tensor_forward_counts_what_the_meta_one_does(name):
+    """The way taken when a forward cannot run on meta counts the same, within 0.5 % (fake
+    tensors run CPU's matmul, without the few small copies of meta's)."""
+    spec = parse_spec(SPECS[name])
+    memory = MemoryModel(CROP, BATCH)
+    on_meta = on_fake = 0
+    for kind in ("transform", "latent"):
+        modules, how = memory._build(kind, spec)
+        on_meta += memory.meta_activations(kind, spec, modules if how == "meta" else tuple(_on_meta(m) for m in modules))
+        on_fake += memory.fake_activations(kind, spec)
+    assert on_fake == pytest.approx(on_meta, rel=5e-3)
 
 
 def test_saved_activations_are_what_the_cpu_allocator_holds_after_a_training_forward(memory):
