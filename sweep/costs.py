@@ -29,6 +29,7 @@ from typing import Iterable
 
 from jobs.profile import REFERENCE_HEIGHT, REFERENCE_WIDTH
 from rdc import names
+from sweep.cost_bound import SHAPES_ONLY_LIMIT, PartTooLarge, _CreationGuard, physical_memory
 from sweep.variant import canonical_json
 
 # The cost keys, in the plan's column order: what budgets may bound and the plan reports.
@@ -49,6 +50,8 @@ class PartCost:
 
 PARTS = ("transform", "latent")
 STRATEGIES = ("meta", "fake", "real")
+# What building a part may create (sweep.cost_bound._CreationGuard): on meta or fake tensors,
+# what torch can represent; with real weights, half this machine's memory.
 
 
 class CostModel:
@@ -109,23 +112,17 @@ class CostModel:
 
     def prepare(self, specs: Iterable, *, workers: int | None = None, progress: bool = False) -> None:
         """Cost every distinct part of `specs` now, in `workers` processes when more than one."""
-        from models import parse_spec
-
         workers = self.workers if workers is None else workers
-        todo: dict[tuple, tuple[str, dict]] = {}
-        for raw in specs:
-            spec = parse_spec(raw)
-            for kind in PARTS:
-                key = part_key(kind, spec)
-                if key not in self._parts and key not in todo:
-                    todo[key] = (kind, spec.to_dict())
+        todo = distinct_parts(specs, self._parts)
         if not todo:
             return
         if workers <= 1 or len(todo) < 2 * workers:
             for kind, spec in with_progress(list(todo.values()), progress, "costing parts"):
                 self.part(kind, spec)
             return
-        for key, cost, how in _in_processes(todo, workers, (self.height, self.width, self.strategies), progress):
+        setup = (self.height, self.width, self.strategies)
+        for key, cost, how in in_processes(_cost_part_in_worker, setup, list(todo.values()), workers, progress,
+                                           "costing parts"):
             self._parts[key] = cost
             self.built_by[how] += 1
 
@@ -135,6 +132,8 @@ class CostModel:
         for how in order[:-1]:
             try:
                 cost = self._measure(kind, spec, how)
+            except PartTooLarge:  # no other way builds it smaller
+                raise
             except Exception:  # noqa: BLE001 - this part cannot be built this way: try the next
                 continue
             self._preferred[types] = how
@@ -150,7 +149,10 @@ class CostModel:
         build, count = (_build_transform, _count_transform) if kind == "transform" else (_build_latent, _count_latent)
         context = {"meta": lambda: torch.device("meta"), "fake": self._fake_mode,
                    "real": contextlib.nullcontext}[how]
-        with context():
+        # Every tensor the constructor creates is counted before it exists: an absurd width
+        # stops here (PartTooLarge), before an overflow on meta or an allocation for real.
+        limit = physical_memory() // 2 if how == "real" else SHAPES_ONLY_LIMIT
+        with context(), _CreationGuard(kind, limit, shapes_only=how == "meta"):
             modules = build(spec)
             params = sum(p.numel() for module in modules for p in module.parameters())
             if how == "real":  # counted as weightless meta copies, as jobs.profile counts a model
@@ -191,6 +193,20 @@ def _plain_spec(spec) -> dict:
     from models import parse_spec
 
     return parse_spec(spec).to_dict()
+
+
+def distinct_parts(specs: Iterable, known) -> dict[tuple, tuple[str, dict]]:
+    """part_key -> (kind, canonical spec) of every part of `specs` whose key is not in `known`."""
+    from models import parse_spec
+
+    todo: dict[tuple, tuple[str, dict]] = {}
+    for raw in specs:
+        spec = parse_spec(raw)
+        for kind in PARTS:
+            key = part_key(kind, spec)
+            if key not in known and key not in todo:
+                todo[key] = (kind, spec.to_dict())
+    return todo
 
 
 def part_key(kind: str, spec) -> tuple:
@@ -257,8 +273,9 @@ class _NoLatent:
     z_channels = 1
 
 
-def _in_processes(todo: dict, workers: int, setup: tuple, progress: bool):
-    """(key, cost, how) of every part of `todo`, costed by a pool of fresh processes."""
+def in_processes(worker, setup: tuple, parts: list[tuple[str, dict]], workers: int, progress: bool, description: str):
+    """`worker(setup, kind, spec)` of every (kind, spec) of `parts`, run by a pool of fresh
+    processes, as they finish (sweep.cost_bound measures parts this way too)."""
     import multiprocessing
     import threading
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -276,8 +293,8 @@ def _in_processes(todo: dict, workers: int, setup: tuple, progress: bool):
     else:
         context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
-        futures = [pool.submit(_cost_part_in_worker, setup, kind, spec) for kind, spec in todo.values()]
-        for future in with_progress(as_completed(futures), progress, "costing parts", total=len(futures)):
+        futures = [pool.submit(worker, setup, kind, spec) for kind, spec in parts]
+        for future in with_progress(as_completed(futures), progress, description, total=len(futures)):
             yield future.result()
 
 

@@ -4,6 +4,11 @@ The plan expands the space exactly as `rdc sweep` does (sweep.space.expand) and 
 variant its parameter count and its decode and encode kFLOPs/px and kMACs/px at the profile's
 reference size (conf/profile: 512x768, Kodak), in the conventions of jobs.profile. The costs
 come from sweep.costs (exact, fast); this module is the table, its summary and the command.
+
+Each row also has `train_memory_gib`: what one training step of the variant holds at
+train.crop x train.batch_size (sweep.cost_bound). A variant above the bound (cluster.trial_memory_gb,
+by default the trial's device) is refused here exactly as `rdc sweep` refuses it: one line, exit 2,
+before any FLOPs are counted (an absurd width never reaches sweep.costs).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Callable, Iterable
 from jobs.profile import REFERENCE_HEIGHT, REFERENCE_WIDTH
 from rdc import names
 from rdc.errors import UserError
+from sweep.cost_bound import TRAIN_MEMORY_COLUMN, BoundedCosts, check_cost_bound, memory_limit, training_memory
 from sweep.costs import (COST_COLUMNS, CostModel, PartError, cost_model, measured_costs, part_key, with_progress,
                          reference_costs)
 
@@ -30,8 +36,9 @@ OUT_FORMATS = (".csv", ".parquet")
 
 
 # -- the table -------------------------------------------------------------------------------
-def plan_rows(variants: Iterable, costs: Callable[[dict], dict]) -> list[dict]:
-    """One row per variant: id, family, group, label, costs, then every knob as `spec.<path>`."""
+def plan_rows(variants: Iterable, costs: Callable[[dict], dict], memory: dict | None = None) -> list[dict]:
+    """One row per variant: id, family, group, label, costs, training memory (GiB, when
+    `memory` maps ids to sweep.cost_bound.TrainingMemory), then every knob as `spec.<path>`."""
     from sweep.variant import flatten_spec
 
     rows = []
@@ -40,6 +47,8 @@ def plan_rows(variants: Iterable, costs: Callable[[dict], dict]) -> list[dict]:
         row = {names.TAG_VARIANT_ID: variant.variant_id, names.TAG_FAMILY: variant.family, "group": variant.group,
                "label": variant.label()}
         row.update(costs(spec))
+        if memory is not None:
+            row[TRAIN_MEMORY_COLUMN] = memory[variant.variant_id].gib
         # the same flattening and spelling as the MLflow params, so plan rows join runs
         row.update({names.SPEC_PARAM_PREFIX + k: (str(v) if isinstance(v, list) else v)
                     for k, v in flatten_spec(spec).items()})
@@ -56,7 +65,9 @@ def family_summary(rows: list[dict]) -> list[dict]:
     out = []
     for family, members in by_family.items():
         entry = {"family": family, "count": len(members)}
-        for column in (names.PARAMS, names.DECODE_KFLOPS_PER_PX, names.ENCODE_KFLOPS_PER_PX):
+        for column in (names.PARAMS, names.DECODE_KFLOPS_PER_PX, names.ENCODE_KFLOPS_PER_PX, TRAIN_MEMORY_COLUMN):
+            if column not in members[0]:
+                continue
             values = [row[column] for row in members]
             entry[column] = (min(values), statistics.median(values), max(values))
         out.append(entry)
@@ -69,14 +80,16 @@ def print_summary(summary: list[dict], console) -> None:
     table = Table(title=None, show_edge=False)
     table.add_column("family")
     table.add_column("variants", justify="right")
-    for title in ("params (M)", "decode kFLOPs/px", "encode kFLOPs/px"):
+    memory = bool(summary) and TRAIN_MEMORY_COLUMN in summary[0]
+    for title in ("params (M)", "decode kFLOPs/px", "encode kFLOPs/px") + (("train GiB",) if memory else ()):
         table.add_column(f"{title}\nmin / median / max", justify="right")
     for entry in summary:
         params = " / ".join(f"{v / 1e6:.2f}" for v in entry[names.PARAMS])
         decode = " / ".join(f"{v:.1f}" for v in entry[names.DECODE_KFLOPS_PER_PX])
         encode = " / ".join(f"{v:.1f}" for v in entry[names.ENCODE_KFLOPS_PER_PX])
-        table.add_row(entry["family"], str(entry["count"]), params, decode, encode)
-    table.add_row("total", str(sum(e["count"] for e in summary)), "", "", "", style="bold")
+        gib = (" / ".join(f"{v:.2f}" for v in entry[TRAIN_MEMORY_COLUMN]),) if memory else ()
+        table.add_row(entry["family"], str(entry["count"]), params, decode, encode, *gib)
+    table.add_row("total", str(sum(e["count"] for e in summary)), "", "", "", *([""] if memory else []), style="bold")
     console.print(table)
 
 
@@ -144,15 +157,19 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     cfg = load_config(args.overrides, args.config_dir)
+    limit = memory_limit(cfg["cluster"])  # a bad cluster.trial_memory_gb, before any work
     height, width = cfg["profile"]["flops_height"], cfg["profile"]["flops_width"]
     # Budgets compare at the reference size; the same cache key as reference_costs, so a plan
     # at the reference size costs every part once.
     costs, budgets = cost_model(height, width), cost_model(REFERENCE_HEIGHT, REFERENCE_WIDTH)
     costs.workers = budgets.workers = args.workers
     try:
-        expansion = expand_space(cfg["search_space"], costs=budgets)
+        # The cost bound first: before budgets cost a variant (BoundedCosts) and before the plan does.
+        expansion = expand_space(cfg["search_space"], costs=BoundedCosts(cfg, budgets, args.workers))
+        check_cost_bound(expansion.variants, cfg, args.workers)
+        memory = training_memory(expansion.variants, cfg, args.workers)
         costs.prepare([v.spec for v in expansion.variants], progress=True)
-        rows = plan_rows(expansion.variants, costs)
+        rows = plan_rows(expansion.variants, costs, memory)
     except PartError as err:
         raise _in_family(err, cfg["search_space"]) from None
     seconds = time.perf_counter() - started
@@ -164,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     built = ", ".join(f"{n} {how}" for how, n in costs.built_by.items() if n)
     console.print(f"costs per pixel of a {height}x{width} image; {costs.parts_built} distinct parts costed "
                   f"({built or 'all cached'}) by {args.workers} process(es)")
+    largest = max(rows, key=lambda row: row[TRAIN_MEMORY_COLUMN])
+    train = cfg["train"]
+    console.print(f"training memory (batch {train['batch_size']}, {train['crop']}x{train['crop']} crops): at most "
+                  f"{largest[TRAIN_MEMORY_COLUMN]:.2f} GiB ({largest[names.TAG_VARIANT_ID]}); "
+                  f"bound {limit.describe()}")
     print_summary(family_summary(rows), console)
     status = _verify(expansion.variants, costs, args.verify, console) if args.verify else 0
     if out is not None:
