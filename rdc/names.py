@@ -117,6 +117,9 @@ STOPPED_STATUS = "KILLED"  # MLflow's run status for a run ended on purpose befo
 TAG_REFERENCE = "reference"  # a model trained elsewhere, imported by `rdc import`: its source
 # Runtimes an interfering process spoiled: "<device>:<stage>: <figure>" per stage that still failed.
 TAG_RUNTIME_SUSPECT = "runtime_suspect"
+TAG_REUSED_FROM = "reused_from"  # a run copied from another sweep's FINISHED run of the same training: its id
+# A run's evaluation on each set it was measured on: evalset/<set name>/<metric> (sweep.reevaluate).
+EVAL_SET_PREFIX = "evalset/"
 TAG_SWEEP_RUN = "sweep_run"  # "true" on the sweep-level run whose children are the variant runs
 TAG_PARENT_RUN = "mlflow.parentRunId"  # MLflow's own parent-run tag (the UI nests children)
 

@@ -98,7 +98,9 @@ def run_sweep(cfg: dict) -> int:
     from sweep import launch, tracking
     from sweep.schedulers import scheduler_for
     from sweep.search import strategy_for
+    from sweep.cost_bound import BoundedCosts, check_cost_bound
     from sweep.space import expand
+    from sweep.reevaluate import eval_set_label
     from sweep.relocate import relocate_moved_artifacts
     from sweep.sweep_run import end_sweep_run, open_sweep_run, publish
     from sweep.trials import TrialGrid
@@ -107,7 +109,10 @@ def run_sweep(cfg: dict) -> int:
         raise UserError("force", True, reason="resume=true continues the interrupted sweep as it was launched",
                         allowed="force=true or resume=true, not both")
     launch.check_cluster(cfg["cluster"])
-    variants = expand(cfg["search_space"])  # first: the settings read the space's name
+    # First: the settings read the space's name. The training-memory bound is checked before a
+    # budget constraint costs a variant (BoundedCosts) and before anything starts.
+    variants = expand(cfg["search_space"], costs=BoundedCosts(cfg))
+    check_cost_bound(variants, cfg)
     strategy = strategy_for(cfg["search"], variants, force=cfg["force"])
     scheduler = scheduler_for(cfg["scheduler"], cfg["train"]["steps"])
     settings = sweep_settings(cfg)
@@ -131,6 +136,7 @@ def run_sweep(cfg: dict) -> int:
             print(f"sweep {name!r}: the earlier launch's Tune state is damaged ({lost}); its checkpoints are not "
                   "used: variants FINISHED in MLflow are kept, the others train from the start", flush=True)
         resume = cfg["resume"] and not lost
+        stale = []
         if resume:
             statuses = launch.check_resumable(settings)
             launched = list(statuses)
@@ -139,9 +145,16 @@ def run_sweep(cfg: dict) -> int:
         else:
             launched = []
             launch.check_fresh(settings)  # first: an interrupted round's variants count as tried
-            runs = grid.variant_states(variants, grid.trial_states())
+            states = grid.trial_states()
+            runs = grid.variant_states(variants, states)
             print(f"sweep {name!r}{strategy.describe(runs)}{grid.describe()}; MLflow {uri}", flush=True)
-            if not strategy.left(runs):
+            stale = grid.evaluated_elsewhere(grid.trials(variants), states, cfg["data"])
+            if stale:
+                sets = sorted({states[t.key].eval_images for t in stale})
+                print(f"sweep {name!r}: {len(stale)} finished trial(s) were evaluated on other images ({', '.join(sets)}) "
+                      f"than {eval_set_label(cfg['data'])}: evaluating them on these, not training them again",
+                      flush=True)
+            if not strategy.left(runs) and not stale:
                 return 0
 
         launch.start_ray(cfg["cluster"], log=launch.ray_log_path(settings))
@@ -157,7 +170,8 @@ def run_sweep(cfg: dict) -> int:
             sweep_run = open_sweep_run(record)
             grid.attach(sweep_run)
             results = list(_resume(statuses, settings, grid, variants, scheduler)) if resume else []
-            results += _rounds(strategy, scheduler, settings, grid, variants, launched)
+            results += _rounds(strategy, scheduler, settings, grid, variants, launched,
+                               evaluate=not resume and bool(stale))
             # Tune returns early on Ctrl-C, with trials left unfinished: they are resumable, not failed.
             statuses = launch.trial_statuses(settings) or {}
             if not any(status in launch.UNFINISHED for status in statuses.values()):
@@ -192,11 +206,13 @@ def _resume(statuses: dict[str, str], settings: dict, grid, variants: list, sche
     return launch.resume_trials(trials, settings, scheduler) if trials else []
 
 
-def _rounds(strategy, scheduler, settings: dict, grid, variants: list, launched: list[str]) -> list:
+def _rounds(strategy, scheduler, settings: dict, grid, variants: list, launched: list[str], *,
+            evaluate: bool = False) -> list:
     """The strategy's rounds, each trained as a Tune experiment of its own, until it proposes
     nothing or a round is interrupted (resume=true continues that round). Each proposed variant
     trains the points it lacks (all of them with force=true). `launched` gains each round's
-    trial keys; a trial is launched once per invocation, so a round with nothing new ends it."""
+    trial keys; a trial is launched once per invocation, so a round with nothing new ends it.
+    `evaluate`: the first round also takes the finished trials evaluated on other images."""
     from sweep import launch, tracking
 
     results = []
@@ -205,9 +221,12 @@ def _rounds(strategy, scheduler, settings: dict, grid, variants: list, launched:
     runs = grid.variant_states(variants, states)
     if launched and not launch.unfinished(settings):  # a resumed round finished: where the sweep stands now
         print(f"sweep {grid.name!r}{strategy.describe(runs)}{grid.describe()}", flush=True)
+    pending = grid.evaluated_elsewhere(grid.trials(variants), states, settings["data"]) if evaluate else []
     while not launch.unfinished(settings):
         picks = strategy.propose(runs, slots, launched)
         trials = grid.trials(picks) if strategy.force else grid.unsettled(grid.trials(picks), states)
+        trials += [t for t in pending if t.key not in {x.key for x in trials}]
+        pending = []
         trials = [t for t in trials if t.key not in launched]
         if not trials:
             break

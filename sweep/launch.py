@@ -11,6 +11,7 @@ would hang pending or fail trial by trial, hours later.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -129,6 +130,14 @@ def start_ray(cluster: dict, log: Path | None = None, *, shared: bool = False) -
     _ray_logs_to(log)
 
 
+class _LogFile(logging.FileHandler):
+    """Ray's log file; a line it cannot write (a full disk under runs_dir) is dropped without
+    Python's "--- Logging error ---" traceback: the sweep names the full disk itself."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def ray_log_path(settings: dict) -> Path:
     """Where a sweep's driver keeps Ray's and Tune's own lines: beside its Tune folder."""
     path = experiment_path(settings)
@@ -137,15 +146,13 @@ def ray_log_path(settings: dict) -> Path:
 
 def _ray_logs_to(log: Path | None, name: str = "ray") -> None:
     """Ray's and Tune's loggers (`name` and below) write to `log` instead of the terminal."""
-    import logging
-
     ray_logger = logging.getLogger(name)
     if log is None:  # no file: warnings and errors on stderr (Python's last-resort handler)
         ray_logger.setLevel(logging.WARNING)
         return
     ray_logger.setLevel(logging.INFO)
     log.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log)
+    handler = _LogFile(log)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for earlier in list(ray_logger.handlers):  # ray.init's console handler, an earlier sweep's file
         ray_logger.removeHandler(earlier)

@@ -65,6 +65,10 @@ class ProgressPrinter(Callback):
             self._print(f"STOPPED {self._name(trial)} at step {stopped}/{self.steps} by {self.scheduler}")
         elif result.get("failed"):
             self._print(f"FAILED {self._name(trial)}: {result['failed']}")
+        elif result.get("skipped") and result.get("evaluated_again"):
+            self._print(f"done   {self._name(trial)} (had finished: evaluated again on this sweep's images, "
+                        f"not trained again) bpp {result.get('bpp', float('nan')):.3f} "
+                        f"psnr {result.get('psnr', float('nan')):.2f}")
         elif result.get("skipped"):
             self._print(f"done   {self._name(trial)} (had finished already; not trained again)")
         else:

@@ -85,6 +85,7 @@ class RunState:
     stopped_at: int | None = None  # names.TAG_STOPPED_EARLY: the step a scheduler stopped it at
     stopped_by: str = ""
     missing: int = 0  # of a variant's points (sweep.trials.combine): how many have no run yet
+    eval_images: str = ""  # names.TAG_EVAL_IMAGES: the set its final metrics were measured on
 
     @property
     def finished(self) -> bool:
@@ -105,7 +106,8 @@ class RunState:
         tags = run.data.tags
         stopped = tags.get(names.TAG_STOPPED_EARLY)
         return cls(run.info.status, dict(run.data.metrics), tags.get(names.TAG_FAILURE, ""),
-                   int(stopped) if stopped not in (None, "") else None, tags.get(names.TAG_STOPPED_BY, ""))
+                   int(stopped) if stopped not in (None, "") else None, tags.get(names.TAG_STOPPED_BY, ""),
+                   eval_images=tags.get(names.TAG_EVAL_IMAGES, ""))
 
 
 class StaleAttempt(RuntimeError):
@@ -307,6 +309,7 @@ class VariantRun:
         self.run_id: str | None = None
         self.attempt = uuid.uuid4().hex
         self.previous_status: str | None = None  # the run's status before this attempt opened it
+        self.opened = None
 
     # -- identity -------------------------------------------------------------------------
     def open(self) -> "VariantRun":
@@ -340,6 +343,7 @@ class VariantRun:
             run = self._find(exp.experiment_id)  # two racing creators agree on the oldest run
         self.run_id = run.info.run_id
         self.previous_status = run.info.status
+        self.opened = run  # the run as this attempt found it
         if self.finished:
             return self
         if not run.data.params:

@@ -28,6 +28,7 @@ from jobs.measure import measure
 from rdc import names
 from rdc.errors import UserError
 from sweep.schedulers.base import OUTCOME, PROGRESS_METRIC, PROGRESS_SOURCE
+from sweep.reevaluate import evaluate_again, evaluated_elsewhere
 from sweep.tracking import SweepRecord, VariantRun
 from sweep.trials import trial_of
 from sweep.variant import Variant, variant_of
@@ -109,10 +110,14 @@ def run_variant(config: dict) -> None:
 
     run = VariantRun(record, variant, train_settings).open()
     if run.finished:
-        # Finished before a restore or a driver crash caught up with it: never train twice.
+        # Finished before a restore or a driver crash caught up with it: never train twice. Its
+        # final metrics are measured again if they are of other images than the sweep names.
         final = run.logged_metrics()
+        was = evaluated_elsewhere(run.opened.data.tags, settings["data"])
+        if was:
+            final.update(evaluate_again(run.client, run.opened, settings, train.lmbda, was))
         tune.report({"step": int(final.get(names.TRAIN_STEPS, train.steps)), "done": True, "skipped": True,
-                     OUTCOME: "skipped", **_short(final)})
+                     "evaluated_again": bool(was), OUTCOME: "skipped", **_short(final)})
         return
 
     torch.manual_seed(train.seed)  # the initial weights too: a variant trains identically every time

@@ -151,6 +151,15 @@ class TrialGrid:
         """The trials with something left to train (no run, or one neither finished nor stopped)."""
         return [t for t in trials if not (t.key in states and states[t.key].settled)]
 
+    def evaluated_elsewhere(self, trials: list[Trial], states: Mapping[str, RunState], data: dict) -> list[Trial]:
+        """FINISHED trials whose final metrics are of another evaluation set than `data` names
+        (sweep.reevaluate evaluates them again, without training)."""
+        from sweep.reevaluate import eval_set_label
+
+        label = eval_set_label(data)
+        return [t for t in trials if t.key in states and states[t.key].finished
+                and states[t.key].eval_images and states[t.key].eval_images != label]
+
     def variant_states(self, variants: list[Variant], states: Mapping[str, RunState]) -> dict[str, RunState]:
         """Variant id -> its points' runs as one state (what search strategies read): present once
         any point has a run; settled when every point is; its metrics the mean over its finished

@@ -41,7 +41,7 @@ def sweep(shared_ray, tmp_path_factory):
     code = main([
         "sweep", "--config-dir", str(root / "conf"), "search_space=it2", f"runs_dir={runs}",
         f"train.steps={STEPS}", "train.checkpoint_every=10", "train.log_every=5", "train.crop=64",
-        "train.batch_size=2", "profile.repeats=2", "cluster.num_cpus=2",
+        "train.batch_size=2", "profile.repeats=2", "cluster.num_cpus=2", "tracking.sweep_report=false",
     ])
     return {"code": code, "runs": runs, "uri": f"sqlite:///{runs / 'mlflow.db'}"}
 
@@ -118,3 +118,38 @@ def test_rerun_skips_finished_variants(sweep, capsys):
     assert "2 already finished, 0 to train" in capsys.readouterr().out
     _, runs = finished_runs(sweep["uri"])
     assert len(runs) == 2
+
+
+def test_a_rerun_on_other_images_evaluates_the_finished_runs_there_without_retraining(sweep, capsys, tmp_path):
+    import skimage.data
+    from PIL import Image
+
+    root = Path(sweep["runs"]).parent
+    folder = tmp_path / "astronaut"
+    folder.mkdir()
+    Image.fromarray(skimage.data.astronaut()[:96, :128]).save(folder / "crop.png")
+    client, before = finished_runs(sweep["uri"])
+    histories = {r.info.run_id: client.get_metric_history(r.info.run_id, names.TRAIN_LOSS) for r in before}
+    code = main([
+        "sweep", "--config-dir", str(root / "conf"), "search_space=it2", f"runs_dir={sweep['runs']}",
+        f"train.steps={STEPS}", "train.checkpoint_every=10", "train.log_every=5", "train.crop=64",
+        "train.batch_size=2", "profile.repeats=2", f"data.eval_dir={folder}", "tracking.sweep_report=false",
+    ])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "2 already finished, 0 to train" in out
+    assert f"2 finished trial(s) were evaluated on other images (builtin) than {folder}" in out
+    assert out.count("evaluated again on this sweep's images, not trained again") == 2
+    _, after = finished_runs(sweep["uri"])
+    old = {r.info.run_id: r for r in before}
+    for run in after:
+        earlier, metrics = old[run.info.run_id], run.data.metrics
+        assert run.info.status == "FINISHED" and run.info.end_time == earlier.info.end_time
+        assert client.get_metric_history(run.info.run_id, names.TRAIN_LOSS) == histories[run.info.run_id]
+        assert run.data.tags[names.TAG_EVAL_IMAGES] == str(folder)
+        # Both sets' metrics, each under its own name; the main ones for the set the sweep names.
+        assert metrics[f"evalset/builtin/{names.PSNR}"] == earlier.data.metrics[names.PSNR]
+        assert metrics[f"evalset/astronaut/{names.PSNR}"] == metrics[names.PSNR] != earlier.data.metrics[names.PSNR]
+        assert metrics[names.DECODE_KFLOPS_PER_PX] == earlier.data.metrics[names.DECODE_KFLOPS_PER_PX]
+        tables = {a.path for a in client.list_artifacts(run.info.run_id, names.EVAL_TABLE_DIR)}
+        assert tables == {f"{names.EVAL_TABLE_DIR}/builtin.csv", f"{names.EVAL_TABLE_DIR}/astronaut.csv"}

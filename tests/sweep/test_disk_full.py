@@ -17,7 +17,7 @@ from rdc.cli import main
 from tests.cluster.rig import kill_group, make_root, start_driver, steps_of, sweep_args, sweep_runs, trial_results, \
     wait_for, write_space
 
-STEPS, LOG_EVERY, CHECKPOINT_EVERY = 60, 5, 10
+STEPS, LOG_EVERY, CHECKPOINT_EVERY = 40, 5, 10
 TIMEOUT_S = 420
 STOPS_WITHIN_S = 90  # from the disk filling to the driver's exit, on a loaded 2-core machine
 
