@@ -100,7 +100,10 @@ def run_sweep(cfg: dict) -> int:
     from sweep.search import strategy_for
     from sweep.cost_bound import BoundedCosts, check_cost_bound
     from sweep.space import expand
+    from rdc import names
     from sweep.reevaluate import eval_set_label
+    from sweep.reuse import reusable
+    from sweep.tracking import RunState
     from sweep.relocate import relocate_moved_artifacts
     from sweep.sweep_run import end_sweep_run, open_sweep_run, publish
     from sweep.trials import TrialGrid
@@ -136,7 +139,7 @@ def run_sweep(cfg: dict) -> int:
             print(f"sweep {name!r}: the earlier launch's Tune state is damaged ({lost}); its checkpoints are not "
                   "used: variants FINISHED in MLflow are kept, the others train from the start", flush=True)
         resume = cfg["resume"] and not lost
-        stale = []
+        stale, reused = [], {}
         if resume:
             statuses = launch.check_resumable(settings)
             launched = list(statuses)
@@ -146,7 +149,14 @@ def run_sweep(cfg: dict) -> int:
             launched = []
             launch.check_fresh(settings)  # first: an interrupted round's variants count as tried
             states = grid.trial_states()
-            runs = grid.variant_states(variants, states)
+            reused = {} if cfg["force"] else reusable(grid.trials(variants), states, eval_set_label(cfg["data"]))
+            if reused:
+                sources = sorted({r.data.tags.get(names.TAG_SWEEP, "?") for r in reused.values()})
+                print(f"sweep {name!r}: {len(reused)} trial(s) finished with the same training in other sweeps "
+                      f"({', '.join(sources)}) are reused: linked, not trained again (force=true trains them)",
+                      flush=True)
+            # As they will be once linked (after every check, below).
+            runs = grid.variant_states(variants, {**states, **{k: RunState("FINISHED", {}) for k in reused}})
             print(f"sweep {name!r}{strategy.describe(runs)}{grid.describe()}; MLflow {uri}", flush=True)
             stale = grid.evaluated_elsewhere(grid.trials(variants), states, cfg["data"])
             if stale:
@@ -155,6 +165,9 @@ def run_sweep(cfg: dict) -> int:
                       f"than {eval_set_label(cfg['data'])}: evaluating them on these, not training them again",
                       flush=True)
             if not strategy.left(runs) and not stale:
+                if reused:  # nothing to train: link them without starting Ray
+                    tracking.ensure_experiment(uri, name, cfg["tracking"].get("artifact_root"))
+                    _link(grid, variants, reused)
                 return 0
 
         launch.start_ray(cfg["cluster"], log=launch.ray_log_path(settings))
@@ -169,6 +182,8 @@ def run_sweep(cfg: dict) -> int:
             tracking.ensure_experiment(uri, name, cfg["tracking"].get("artifact_root"))
             sweep_run = open_sweep_run(record)
             grid.attach(sweep_run)
+            if not resume:
+                _link(grid, variants, reused)
             results = list(_resume(statuses, settings, grid, variants, scheduler)) if resume else []
             results += _rounds(strategy, scheduler, settings, grid, variants, launched,
                                evaluate=not resume and bool(stale))
@@ -189,6 +204,15 @@ def run_sweep(cfg: dict) -> int:
                         status="FINISHED" if status == 0 else "FAILED"):
         print(f"sweep {name!r}: sweep run {sweep_run}: {line}", flush=True)
     return status
+
+
+def _link(grid, variants: list, reused: dict) -> None:
+    """Copy each reused run into this sweep (sweep.reuse.link)."""
+    from sweep.reuse import link
+
+    for trial in grid.trials(variants):
+        if trial.key in reused:
+            link(trial, reused[trial.key])
 
 
 def _resume(statuses: dict[str, str], settings: dict, grid, variants: list, scheduler) -> list:

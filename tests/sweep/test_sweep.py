@@ -114,6 +114,22 @@ def test_incremental_sweeps_train_only_what_is_not_finished(shared_ray, root, ca
     # (Another training config is another identity: tests/sweep/test_tracking.py and, with real
     # trials at other seeds and lambdas, tests/sweep/test_trials.py.)
 
+    # Another sweep of the same variant and training reuses the finished run: linked into its
+    # own experiment with every metric's history and the model, not trained (no Ray started).
+    assert sweep(root, "one", "sweep_name=other") == 0
+    out = capsys.readouterr().out
+    assert "1 trial(s) finished with the same training in other sweeps (inc) are reused" in out
+    assert "1 variants, 1 already finished, 0 to train" in out and "start " not in out
+    (linked,) = runs(root, "other")
+    store = MlflowClient(f"sqlite:///{root / 'runs' / 'mlflow.db'}")
+    assert linked.info.status == "FINISHED" and linked.data.tags[names.TAG_REUSED_FROM] == first.info.run_id
+    assert linked.data.tags[names.TAG_SWEEP] == "other"
+    assert linked.data.metrics == store.get_run(first.info.run_id).data.metrics
+    for key in (names.TRAIN_LOSS, names.BPP):
+        assert [(m.step, m.value) for m in store.get_metric_history(linked.info.run_id, key)] == \
+            [(m.step, m.value) for m in store.get_metric_history(first.info.run_id, key)]
+    assert names.MODEL_ARTIFACT in {a.path for a in store.list_artifacts(linked.info.run_id)}
+
     # force=true: trained again into one fresh run; the old one is soft-deleted, not duplicated.
     assert sweep(root, "one", "force=true") == 0
     assert "0 already finished, 1 to train" in capsys.readouterr().out
