@@ -56,7 +56,7 @@ def out_of_space(paths) -> str | None:
         except OSError:
             continue
         free = stats.f_bavail * stats.f_frsize
-        if free < LOW_SPACE_BYTES:
+        if stats.f_blocks and free < LOW_SPACE_BYTES:  # f_blocks 0: a pseudo file system (/proc)
             return f"{free // 1024} KiB left under {path}"
     return None
 

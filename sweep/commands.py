@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.overrides, args.config_dir)
     try:
         return run_sweep(cfg)
+    except UserError:
+        raise  # already the one line
     except Exception as err:  # noqa: BLE001 - only a full disk is turned into one line here
         from rdc.diskfull import DiskFull, disk_full_error, out_of_space
 

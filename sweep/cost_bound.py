@@ -23,7 +23,7 @@ Three torch modes make that work for every component:
     elements (predicted on meta) runs for real, so code that reads values works (compressai's
     EntropyBottleneck permutes by a tensor of dims; sequential_channel_ramp calls .tolist());
     everything else stays shapes only;
-  - `_CreationGuard`: every tensor a build creates is counted before it exists (from its size,
+  - `CreationGuard`: every tensor a build creates is counted before it exists (from its size,
     or from the result's shape on meta for ops on real CPU tensors), a real one above
     REAL_TENSOR_BYTES is made on meta instead, and the build stops with `PartTooLarge` past
     what torch can represent: a width of 10^9 is refused in milliseconds, before any overflow
@@ -49,24 +49,20 @@ from dataclasses import astuple, dataclass
 from typing import Iterable
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, unset_fake_temporarily
+from torch._subclasses.fake_tensor import FakeTensorMode, unset_fake_temporarily
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map_only
 
 from rdc.errors import UserError
+from sweep.build_guard import (GIB, SHAPES_ONLY_LIMIT, CreationGuard, PartTooLarge, _is_fake,
+                               _is_meta_device, _tensors, _tree_on_meta, physical_memory)
 
-GIB = 1 << 30
 VALUE_BYTES = 4  # float32 training
 STATE_COPIES = 4  # weights, gradients, Adam's exp_avg and exp_avg_sq
 # The bound when the trial's device cannot be seen: 10^10 parameters are 149 GiB of training
 # state; published learned codecs have about 10^7-10^8.
 MAX_PARAMS = 10**10
 SMALL_NUMEL = 64  # results this small (index lists, channel ramps) are computed for real
-# What building a part on meta or fake tensors may create before it is stopped: nothing is
-# allocated there, so only what torch can represent (a storage's size in bytes is an int64).
-SHAPES_ONLY_LIMIT = 1 << 62
-REAL_TENSOR_BYTES = 16 << 20  # a build on meta makes no real tensor larger than this
 TRAIN_MEMORY_COLUMN = "train_memory_gib"  # the plan's column (not an MLflow name)
 KEY = "cluster.trial_memory_gb"
 
@@ -114,18 +110,6 @@ def smallest_gpu_memory() -> int | None:
         return None
 
 
-def physical_memory() -> int:
-    """Bytes of this machine's physical memory."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    raise RuntimeError("cannot read this machine's physical memory")
-
-
 # -- the estimate -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PartMemory:
@@ -156,22 +140,6 @@ class TrainingMemory:
     @classmethod
     def of(cls, part: PartMemory) -> "TrainingMemory":
         return cls(part.params, STATE_COPIES * VALUE_BYTES * part.params + part.buffer_bytes, part.activation_bytes)
-
-
-class PartTooLarge(Exception):
-    """Building a part would create more than its _CreationGuard allows (what torch can
-    represent, on meta): stopped before that tensor existed."""
-
-    def __init__(self, kind: str, created_bytes: int, shape: tuple):
-        self.kind, self.created_bytes, self.shape = kind, created_bytes, tuple(shape)
-        super().__init__(kind, created_bytes, self.shape)
-
-    @property
-    def part_name(self) -> str:
-        return "transforms" if self.kind == "transform" else "entropy model and hyper-transforms"
-
-    def __str__(self) -> str:
-        return f"its {self.part_name} create more than {self.created_bytes / GIB:.3g} GiB (a tensor {list(self.shape)})"
 
 
 class MemoryModel:
@@ -261,7 +229,7 @@ class MemoryModel:
         """The part's modules and how they were built: on meta, or under FakeTensorMode where a
         constructor computes with CPU tensors (GDN) or reads values (channel ramps)."""
         try:
-            with torch.device("meta"), _CreationGuard(kind, SHAPES_ONLY_LIMIT, shapes_only=True):
+            with torch.device("meta"), CreationGuard(kind, SHAPES_ONLY_LIMIT, shapes_only=True):
                 return tuple(m.train() for m in _builder(kind)(spec)), "meta"
         except PartTooLarge:
             raise
@@ -270,7 +238,7 @@ class MemoryModel:
         return self._build_fake(kind, spec), "fake"
 
     def _build_fake(self, kind: str, spec) -> tuple:
-        with self._fake_mode(), _SmallValuesReal(), _CreationGuard(kind, SHAPES_ONLY_LIMIT):
+        with self._fake_mode(), _SmallValuesReal(), CreationGuard(kind, SHAPES_ONLY_LIMIT):
             return tuple(m.train() for m in _builder(kind)(spec))
 
     def _fake_mode(self):
@@ -358,18 +326,6 @@ def _saved_bytes(modules: tuple, forward, fake=None) -> int:
     return sum(saved.values())
 
 
-def _is_fake(tensor) -> bool:
-    return isinstance(tensor, FakeTensor)
-
-
-def _tensors(args: tuple, kwargs: dict) -> list:
-    return [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
-
-
-def _tree_on_meta(tree):
-    return tree_map_only(torch.Tensor, lambda t: t.to("meta"), tree)
-
-
 class _SmallValuesReal(TorchFunctionMode):
     """Under FakeTensorMode: a call that has no fake or meta tensor among its arguments and a
     result of at most SMALL_NUMEL elements (predicted on meta) runs for real."""
@@ -407,10 +363,6 @@ class _SmallValuesOnCPU(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def _is_meta_device(device) -> bool:
-    return device is not None and torch.device(device).type == "meta"
-
-
 def _small(func, args, kwargs, tensors) -> bool:
     if any(t.numel() > SMALL_NUMEL for t in tensors):
         return False
@@ -419,64 +371,6 @@ def _small(func, args, kwargs, tensors) -> bool:
     except Exception:  # noqa: BLE001 - a value read (.tolist(), int()) of small real tensors
         return bool(tensors)
     return sum(t.numel() for t in tree_leaves(out) if isinstance(t, torch.Tensor)) <= SMALL_NUMEL
-
-
-class _CreationGuard(TorchDispatchMode):
-    """Counts the bytes of every tensor a build creates before it exists: the ops without
-    tensor arguments (empty, zeros, eye, ...) from their sizes, and ops on real CPU tensors
-    (a constructor's `torch.Tensor([...]).repeat(channels, 1, 1)`) from their result's shape
-    on meta. PartTooLarge once a part has created more than `limit` bytes.
-
-    `shapes_only` (a build on meta): a real tensor above REAL_TENSOR_BYTES is made on meta
-    instead, so a wide entropy bottleneck's CPU-side quantiles never allocate; otherwise (a
-    build with real weights) it is counted and made as asked."""
-
-    def __init__(self, kind: str, limit: int, *, shapes_only: bool = False):
-        super().__init__()
-        self.kind, self.limit, self.shapes_only, self.created = kind, limit, shapes_only, 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        tensors = _tensors(args, kwargs)
-        if not tensors:
-            shape = _created_shape(func, args, kwargs)
-            if shape is not None:
-                dtype = kwargs.get("dtype") or torch.get_default_dtype()
-                nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
-                self._count(nbytes, shape)
-                if self.shapes_only and nbytes > REAL_TENSOR_BYTES and not _is_meta_device(kwargs.get("device")):
-                    kwargs = {**kwargs, "device": torch.device("meta")}
-            return func(*args, **kwargs)
-        if all(t.device.type == "cpu" and not _is_fake(t) for t in tensors):
-            try:  # the result's size, on meta
-                out = func(*_tree_on_meta(args), **_tree_on_meta(kwargs))
-            except Exception:  # noqa: BLE001 - no meta kernel, or a value read: small real tensors
-                return func(*args, **kwargs)
-            results = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
-            nbytes = sum(t.numel() * t.element_size() for t in results)
-            if nbytes > REAL_TENSOR_BYTES:
-                self._count(nbytes, tuple(results[0].shape))
-                if self.shapes_only:
-                    return out
-        return func(*args, **kwargs)
-
-    def _count(self, nbytes: int, shape: tuple) -> None:
-        self.created += nbytes
-        if self.created > self.limit:
-            raise PartTooLarge(self.kind, self.created, shape)
-
-
-def _created_shape(func, args, kwargs) -> tuple | None:
-    named = dict(kwargs)
-    for argument, value in zip(func._schema.arguments, args):
-        named[argument.name] = value
-    size = named.get("size")
-    if isinstance(size, (list, tuple)) and all(isinstance(s, int) for s in size):
-        return tuple(size)
-    if isinstance(named.get("n"), int):  # eye(n, m)
-        m = named.get("m")
-        return (named["n"], m if isinstance(m, int) else named["n"])
-    return None
 
 
 def _measure_part_in_worker(setup: tuple, kind: str, spec: dict) -> tuple[tuple, PartMemory | PartTooLarge]:

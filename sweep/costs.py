@@ -29,7 +29,7 @@ from typing import Iterable
 
 from jobs.profile import REFERENCE_HEIGHT, REFERENCE_WIDTH
 from rdc import names
-from sweep.cost_bound import SHAPES_ONLY_LIMIT, PartTooLarge, _CreationGuard, physical_memory
+from sweep.build_guard import SHAPES_ONLY_LIMIT, CreationGuard, PartTooLarge, physical_memory
 from sweep.variant import canonical_json
 
 # The cost keys, in the plan's column order: what budgets may bound and the plan reports.
@@ -50,7 +50,7 @@ class PartCost:
 
 PARTS = ("transform", "latent")
 STRATEGIES = ("meta", "fake", "real")
-# What building a part may create (sweep.cost_bound._CreationGuard): on meta or fake tensors,
+# What building a part may create (sweep.build_guard.CreationGuard): on meta or fake tensors,
 # what torch can represent; with real weights, half this machine's memory.
 
 
@@ -152,7 +152,7 @@ class CostModel:
         # Every tensor the constructor creates is counted before it exists: an absurd width
         # stops here (PartTooLarge), before an overflow on meta or an allocation for real.
         limit = physical_memory() // 2 if how == "real" else SHAPES_ONLY_LIMIT
-        with context(), _CreationGuard(kind, limit, shapes_only=how == "meta"):
+        with context(), CreationGuard(kind, limit, shapes_only=how == "meta"):
             modules = build(spec)
             params = sum(p.numel() for module in modules for p in module.parameters())
             if how == "real":  # counted as weightless meta copies, as jobs.profile counts a model

@@ -92,7 +92,7 @@ def test_a_killed_worker_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     # The same variant, never interrupted, in another sweep: identical training and evaluation.
     spec = json.loads(killed.data.params[names.SPEC_JSON_PARAM])
     write_space(root, "alone", "alone", [spec["transform"]["N"]], spec["M"])
-    assert main(args(root, "alone")) == 0
+    assert main(args(root, "alone", "force=true")) == 0  # trained, not reused from "killw"
     (baseline,) = sweep_runs(uri, "alone")
     assert baseline.data.tags[names.TAG_VARIANT_ID] == variant_id
     assert baseline.data.tags[names.TAG_RESUMED_FROM_STEP] == "0"
