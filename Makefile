@@ -50,10 +50,10 @@ frontier: $(STAMP)
 test-deps: $(STAMP)
 	@bash .ci/install-test-deps.sh
 
-# Two test files at a time (pytest-xdist, whole files per worker so a module's fixtures, its
+# Three test files at a time (pytest-xdist, whole files per worker so a module's fixtures, its
 # Ray instance among them, are built once): most of the suite waits on processes, Ray and
-# stores rather than computing, so two workers roughly halve it on two cores.
-TEST_WORKERS ?= 2
+# stores rather than computing (one core busy on average with one worker, on two cores).
+TEST_WORKERS ?= 3
 
 test: $(STAMP) test-deps
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)

@@ -123,6 +123,9 @@ def client(uri: str):
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # "View run ... at" per ended run
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # Its SQL store logs every database error with a traceback, then raises it: the caller
+    # reports what it raises (a full disk in one line), so the log would only say it twice.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)

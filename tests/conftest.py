@@ -20,6 +20,14 @@ SHARED = Path(os.environ.get("RDC_SHARED_DIR", REPO.parent / "shared"))
 TEST_SCALE = float(os.environ.get("RDC_TEST_SCALE", "1"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Files with long end-to-end tests (marker `slow`) first, each file's tests in their order:
+    make test runs whole files on parallel workers, and long files left to the end would run
+    alone there while the other worker idles."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: the order within stays
+
+
 def _shared_path(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():

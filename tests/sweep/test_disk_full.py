@@ -1,7 +1,8 @@
 """A disk that fills mid-sweep, with real processes (issue 12): runs_dir on a small tmpfs, filled
 while a trial trains. The driver stops within seconds with one line naming the full disk (not
 minutes of retries with a traceback every 10 s), and the sweep then continues on a bigger disk
-(runs_dir moved there) with one complete run per variant and every step logged once."""
+(runs_dir moved there) with one complete run per variant and every step logged once. One
+variant: what is tested is the disk, not the scheduling."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def args(root: Path, runs: Path, *extra: str) -> list[str]:
 def test_a_disk_filling_mid_sweep_stops_it_in_one_line_then_it_continues_on_a_bigger_disk(shared_ray, tmp_path,
                                                                                           small_disk, capsys):
     root = make_root(tmp_path)
-    write_space(root, "two", "full", [8, 16])
+    write_space(root, "two", "full", [8])
     runs = small_disk / "runs"
     log = root / "driver.log"
     driver = start_driver(args(root, runs), log)
@@ -86,7 +87,7 @@ def test_a_disk_filling_mid_sweep_stops_it_in_one_line_then_it_continues_on_a_bi
     assert main(args(root, bigger, "resume=true")) == 0, capsys.readouterr()
     uri = f"sqlite:///{bigger / 'mlflow.db'}"
     found = sweep_runs(uri, "full")
-    assert len(found) == len({r.data.tags[names.TAG_VARIANT_ID] for r in found}) == 2
+    assert len(found) == len({r.data.tags[names.TAG_VARIANT_ID] for r in found}) == 1
     for run in found:
         assert run.info.status == "FINISHED"
         assert steps_of(uri, run.info.run_id) == list(range(LOG_EVERY, STEPS + 1, LOG_EVERY))
