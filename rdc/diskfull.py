@@ -34,12 +34,12 @@ class DiskFull(UserError):
 
 def is_disk_full(err: BaseException | None) -> bool:
     """Whether `err`, or any error it was raised from or wraps, says the disk is full."""
-    return _full_detail(err) is not None
+    return disk_full_detail(err) is not None
 
 
 def disk_full_error(err: BaseException, where: str) -> DiskFull | None:
     """A DiskFull naming `where` if `err` is a full disk, else None (the caller re-raises `err`)."""
-    detail = _full_detail(err)
+    detail = disk_full_detail(err)
     return None if detail is None else DiskFull(where, detail)
 
 
@@ -61,7 +61,8 @@ def out_of_space(paths) -> str | None:
     return None
 
 
-def _full_detail(err: BaseException | None) -> str | None:
+def disk_full_detail(err: BaseException | None) -> str | None:
+    """What says the disk is full in `err` or any error it was raised from or wraps; None if nothing does."""
     seen: set[int] = set()
     pending = [err]
     while pending and len(seen) < _MAX_CHAIN:

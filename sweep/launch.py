@@ -407,6 +407,7 @@ def run_trials(trials: list, settings: dict, scheduler=None, *, resume_from: lis
     logs to the MLflow run its record finds."""
     from ray import tune
 
+    from sweep.full_disk_stop import FullDiskStop
     from sweep.progress import ProgressPrinter
     from sweep.schedulers import SchedulerContext, scheduler_for
     from sweep.schedulers.recorder import StoppedTrialRecorder
@@ -425,11 +426,12 @@ def run_trials(trials: list, settings: dict, scheduler=None, *, resume_from: lis
         "settings": settings,
         "report_progress": scheduler.active,
     }
+    full_disk = FullDiskStop()
     run_config = tune.RunConfig(
         name=path.name,
         storage_path=str(path.parent),
         verbose=0,
-        callbacks=[ProgressPrinter(len(trials), settings["train"]["steps"], scheduler.name),
+        callbacks=[full_disk, ProgressPrinter(len(trials), settings["train"]["steps"], scheduler.name),
                    StoppedTrialRecorder(scheduler.name, tune_scheduler)],
         failure_config=tune.FailureConfig(max_failures=max_failures(cluster)),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
@@ -444,7 +446,9 @@ def run_trials(trials: list, settings: dict, scheduler=None, *, resume_from: lis
         trial_dirname_creator=_trial_name,
     )
     tuner = tune.Tuner(_trainable(cluster), param_space=param_space, tune_config=tune_config, run_config=run_config)
-    return tuner.fit()
+    results = tuner.fit()
+    full_disk.raise_if_full()
+    return results
 
 
 def _decode_kflops(variants: list[Variant], scheduler) -> dict[str, float]:

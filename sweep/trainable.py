@@ -11,6 +11,7 @@ function of (seed, step)).
 
 from __future__ import annotations
 
+import errno
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from models import build
 from jobs.measure import measure
 from rdc import names
 from rdc.errors import UserError
-from sweep.schedulers.base import OUTCOME, PROGRESS_METRIC, PROGRESS_SOURCE
+from sweep.schedulers.base import FULL_DISK, FULL_DISK_DETAIL, OUTCOME, PROGRESS_METRIC, PROGRESS_SOURCE
 from sweep.reevaluate import evaluate_again, evaluated_elsewhere
 from sweep.tracking import SweepRecord, VariantRun
 from sweep.trials import trial_of
@@ -91,6 +92,36 @@ class MetricBuffer:
 
 
 def run_variant(config: dict) -> None:
+    """Train one trial (a variant at one seed and lambda) and log it to its MLflow run."""
+    try:
+        _run_variant(config)
+    except Exception as err:  # noqa: BLE001 - only a full disk is handled here; anything else is Tune's to retry
+        from rdc.diskfull import disk_full_detail
+
+        detail = disk_full_detail(err)
+        if detail is None:
+            raise
+        _stop_on_full_disk(detail, err)
+
+
+# How long a trial that reported a full disk waits for the driver to end the launch; the
+# driver does so at that report, so this runs out only if no driver listens (then Tune retries).
+FULL_DISK_WAIT_S = 120.0
+
+
+def _stop_on_full_disk(detail: str, err: Exception) -> None:
+    """Tell the driver the disk is full and wait to be stopped. Retrying frees no space: each
+    retry rebuilds the trial and fails again. The driver ends the launch as Ctrl-C would, so
+    this trial stays unfinished in Tune's state and its MLflow run stays open: resume=true on a
+    disk with room continues it from its last checkpoint. Nothing is written to the full disk here."""
+    from ray import tune
+
+    tune.report({OUTCOME: FULL_DISK, FULL_DISK_DETAIL: detail})
+    time.sleep(FULL_DISK_WAIT_S)
+    raise OSError(errno.ENOSPC, detail) from err
+
+
+def _run_variant(config: dict) -> None:
     # Ray is imported here, not at the top: the driver imports this module's fault parser before
     # it has told Ray (at import) which addresses to use.
     from ray import tune

@@ -19,6 +19,10 @@ TIME_ATTR = "step"
 # The key of a trainable's last report: how the trial ended ("finished", "failed", "skipped"). A
 # trial Tune completed without it was stopped by its scheduler.
 OUTCOME = "outcome"
+# The OUTCOME of a trial that found the disk full, with the reason under FULL_DISK_DETAIL: the
+# driver ends the launch there (sweep.full_disk_stop) instead of letting Tune retry the trial.
+FULL_DISK = "disk_full"
+FULL_DISK_DETAIL = "disk_full_detail"
 
 
 def stopped_step(trial) -> int | None:

@@ -20,7 +20,7 @@ from tests.cluster.rig import kill_group, make_root, start_driver, steps_of, swe
 
 STEPS, LOG_EVERY, CHECKPOINT_EVERY = 40, 5, 10
 TIMEOUT_S = 420
-STOPS_WITHIN_S = 90  # from the disk filling to the driver's exit, on a loaded 2-core machine
+STOPS_WITHIN_S = 45  # disk full to driver exit: 16 s alone here (the first trial to find it ends the launch; Tune retrying took 104 s)
 
 pytestmark = pytest.mark.slow
 
@@ -72,12 +72,16 @@ def test_a_disk_filling_mid_sweep_stops_it_in_one_line_then_it_continues_on_a_bi
     finally:
         kill_group(driver)
     text = log.read_text()
+    with capsys.disabled():  # the figure, for a run with -s
+        print(f"\nthe driver exited {stopped_after:.1f} s after the disk filled; its last lines:",
+              *text.splitlines()[-4:], sep="\n")
     assert code == 2, text[-4000:]
     assert stopped_after < STOPS_WITHIN_S, (stopped_after, text[-4000:])
     last = [line for line in text.splitlines() if line.strip()][-1]
     assert "disk" in last.lower() and "full" in last.lower() and "runs_dir" in last, last
     assert "Traceback" not in text, text[-4000:]
     assert text.count("retrying in") <= 3, "a full disk is not waited out"
+    assert "retry " not in text and "gave up" not in text, "a trial that found the disk full is not retried"
 
     # The same sweep, moved to a bigger disk, continues: one run per variant, every step once.
     bigger = tmp_path / "bigger" / "runs"
