@@ -355,6 +355,20 @@ def test_rdc_frontier_replicates_prints_the_means_and_membership(replicate_store
     assert "dominated" not in rows  # never on the frontier: p = 0, not a row of the table
 
 
+def test_plain_rdc_frontier_on_replicates_ranks_runs_and_says_how_to_rank_means(replicate_store, capsys):
+    """Without --replicates every run is ranked alone (a lucky seed can win): the table says so,
+    counting the variants that have several seeds, and names the option that ranks their means."""
+    from analysis.cli import frontier_main
+
+    assert frontier_main(["--experiment", "replicates", "--tracking-uri", replicate_store, "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    notes = " ".join(out["notes"])
+    replicated = sum(len(offsets) > 1 for _, _, offsets, _ in VARIANTS.values())
+    assert f"{replicated} variant(s) have several seeds: each run is ranked on its own" in notes
+    assert "--replicates" in notes
+    assert len({row["run_id"] for row in out["rows"]}) == len(out["rows"])  # runs, not variants
+
+
 def test_replicate_options_need_replicates(replicate_store):
     from analysis.cli import frontier_main
     from rdc.errors import UserError

@@ -64,6 +64,36 @@ def test_the_tune_scheduler_turns_reports_into_the_rules_decisions(registered):
     assert scheduler.stop_tags(trials["cheap"]) == {}
 
 
+def test_trials_are_judged_only_against_trials_of_their_own_lambda(registered):
+    """RD losses at two lambdas weigh rate and distortion differently: a costly trial at the
+    lambda that spends more bits is not stopped by a cheap trial at the other lambda, however
+    much lower that one's loss; at its own lambda the same report is dominated."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from sweep.tracking import SweepRecord
+    from sweep.trials import TrainPoint, Trial
+    from sweep.variant import Variant
+
+    scheduler = Frontier({}, 100).create(SchedulerContext(100, (), {"cheap": 1.0, "costly": 2.0}))
+    spec = json.dumps({"M": 8, "entropy": {"type": "hyperprior"}, "hyper": {"type": "conv", "N": 8},
+                       "transform": {"type": "conv", "N": 8}})
+
+    def tune_trial(name: str, lmbda: float):
+        variant = Variant(name, "Conv/Hyperprior:Conv", "tiny", spec)
+        trial = Trial(variant, TrainPoint(lmbda, 0), SweepRecord("sqlite:///x.db", "s", "s", "cfg"),
+                      f"{name}-l{lmbda:g}", {})
+        return type("Trial", (), {"trial_id": trial.key, "config": {"trial": trial.as_config()}})()
+
+    cheap_low, costly_high, costly_low = tune_trial("cheap", 0.01), tune_trial("costly", 0.05), tune_trial("costly", 0.01)
+    assert scheduler.on_trial_result(None, cheap_low, {"step": 10, PROGRESS_METRIC: 1.0}) == TrialScheduler.CONTINUE
+    assert scheduler.on_trial_result(None, costly_high, {"step": 10, PROGRESS_METRIC: 3.0}) == TrialScheduler.CONTINUE
+    assert scheduler.on_trial_result(None, costly_low, {"step": 10, PROGRESS_METRIC: 3.0}) == TrialScheduler.STOP
+    assert set(scheduler.rules) == {0.01, 0.05}
+    decision = json.loads(scheduler.stop_tags(costly_low)[names.TAG_STOP_DECISION])
+    assert [d["variant_id"] for d in decision["dominators"]] == ["cheap"]
+    assert scheduler.stop_tags(costly_high) == {}
+
+
 @pytest.mark.slow
 def test_a_frontier_sweep_stops_exactly_the_trials_its_replay_predicts(shared_ray, tmp_path: Path, registered):
     from sweep.costs import reference_costs

@@ -65,6 +65,22 @@ def test_optuna_refuses_force_and_spends_its_budget(variants):
     assert optuna_search.round_line(first) == "search round: 3 variant(s) proposed by optuna (tpe)"
 
 
+def test_a_widened_optuna_sweep_fills_in_missing_seeds_before_proposing_new_variants(variants):
+    """Seeds added to a sweep (train.seeds widened): the variants optuna already tried lack
+    points; they are trained first, within the budget they already count against, and only then
+    does optuna propose variants it has not tried."""
+    optuna_search = strategy_for({**GRID, "strategy": "optuna", "budget": 4, "batch": 2}, variants)
+    tried = optuna_search.propose({}, slots=1, launched=[])
+    done = {names.RD_LOSS: 1.0, names.DECODE_KFLOPS_PER_PX: 2.0}
+    widened = {v.variant_id: RunState("RUNNING", done, missing=1) for v in tried}  # seed 1 has no run yet
+    assert optuna_search.tried(widened) == 2
+    assert optuna_search.left(widened) == 2 + 2  # two more variants of the budget, and the two to complete
+    assert {v.variant_id for v in optuna_search.propose(widened, slots=1, launched=[])} == set(widened)
+    complete = {v.variant_id: RunState("FINISHED", done) for v in tried}
+    fresh = optuna_search.propose(complete, slots=1, launched=[])
+    assert len(fresh) == 2 and not {v.variant_id for v in fresh} & set(complete)
+
+
 def test_samplers_come_from_a_table():
     import optuna
 
