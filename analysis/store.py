@@ -11,7 +11,6 @@ that both roads give the same tables.
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from rdc.errors import UserError
-from rdc.stores import check_tracking_uri, display_uri  # noqa: F401 - display_uri: analysis's callers import it here
+from rdc.stores import SQL_SCHEMES, check_tracking_uri, display_uri, given_or_default_uri  # noqa: F401 - display_uri: analysis's callers import it here
 
-DEFAULT_TRACKING_URI = "sqlite:///runs/mlflow.db"
-SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 URI_KEY = "--tracking-uri"
 EXPERIMENT_KEY = "--experiment"
 MAX_RESULTS_PER_PAGE = 1000  # MLflow's search_runs page limit
@@ -42,7 +39,7 @@ class RawRuns:
 
 def tracking_uri(uri: str | None) -> str:
     """The URI to read: the argument, else $MLFLOW_TRACKING_URI, else the sweep's default store."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    return given_or_default_uri(uri)
 
 
 def read_experiment(experiment: str, uri: str | None = None) -> RawRuns:

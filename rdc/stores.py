@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 
 from rdc.errors import UserError
 
+# The store every command uses when given none: tracking.uri's default, where `make sweep` writes.
+DEFAULT_TRACKING_URI = "sqlite:///runs/mlflow.db"
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")  # MLflow's DATABASE_ENGINES
 SERVER_SCHEMES = ("http", "https")
 OTHER_SCHEMES = ("file", "databricks", "databricks-uc", "uc")  # opened by MlflowClient as they are
@@ -48,6 +50,11 @@ class Store:
     scheme: str  # the URI's scheme without a driver: sqlite, postgresql, http, ...
     path: Path | None = None  # sqlite only: the database file (absolute)
     exists: bool = True  # False: a sqlite file `rdc sweep` will create
+
+
+def given_or_default_uri(uri: str | None) -> str:
+    """The store a command was given, else $MLFLOW_TRACKING_URI, else DEFAULT_TRACKING_URI."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
 def check_tracking_uri(uri: str, *, key: str = "--tracking-uri", may_create: bool = False,

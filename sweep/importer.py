@@ -102,12 +102,9 @@ def _source_and_lambda(args) -> tuple[str, float]:
 
 
 def _store(uri: str | None) -> str:
-    import os
+    from rdc.stores import check_tracking_uri, given_or_default_uri
 
-    from rdc.stores import check_tracking_uri
-    from sweep.tracking import DEFAULT_TRACKING_URI
-
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    uri = given_or_default_uri(uri)
     check_tracking_uri(uri, key="--tracking-uri", may_create=True)
     return uri
 

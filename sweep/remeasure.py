@@ -19,7 +19,6 @@ artifact eval/<folder>.csv (replaced on a rerun; artifacts, unlike metrics, over
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import tempfile
@@ -35,9 +34,9 @@ STEP = 0  # runtime metrics are not a curve: one value, at step 0
 # -- shared: the store, the runs, their models -------------------------------------------------
 def tracking_uri(uri: str | None) -> str:
     """The MLflow store to use; a sqlite file must exist (MLflow would create an empty one)."""
-    from rdc.stores import check_tracking_uri
+    from rdc.stores import check_tracking_uri, given_or_default_uri
 
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    uri = given_or_default_uri(uri)
     # Read-only checks: never MLflow's schema written into an empty file or another program's database.
     check_tracking_uri(uri, key="--tracking-uri")
     return uri

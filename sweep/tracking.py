@@ -27,9 +27,8 @@ from typing import Callable, TypeVar
 
 from rdc import names
 from rdc.errors import UserError
+from rdc.stores import DEFAULT_TRACKING_URI  # noqa: F401 - tracking.uri's default; sweep's modules import it here
 from sweep.variant import Variant, flatten_spec
-
-DEFAULT_TRACKING_URI = "sqlite:///runs/mlflow.db"  # tracking.uri's default, and the commands' --tracking-uri
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limits
 MAX_PARAMS_PER_BATCH = 100
