@@ -310,3 +310,38 @@ def rank_rank(rankings: pd.DataFrame, device_a: str, device_b: str, tau: float, 
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=6, loc="upper left")
     return save_figure(fig, path)
+
+
+# Early-stopping policies (analysis.replay): one colour and marker each, the exhaustive grid at (1, 1).
+POLICY_STYLES = {"exhaustive": ("black", "s"), "oracle": ("black", "*"), "frontier": ("C3", "o"), "asha": ("C0", "s"),
+                 "mo-asha": ("C1", "^"), "ax-scaled-pareto": ("C2", "D"), "random": ("0.5", "."),
+                 "optuna-tpe": ("C4", "x")}
+CURVE_POLICIES = ("random", "optuna-tpe")  # rows over k (variants finished): drawn as a line
+
+
+def hypervolume_vs_steps(table: pd.DataFrame, path: Path, *, title: str,
+                         goal: tuple[float, float] | None = None) -> Drawn:
+    """What each early-stopping policy keeps for what it spends: the hypervolume of its final
+    frontier over the exhaustive one against its training steps over the exhaustive grid's, a
+    point per setting (a line over k for the finish-k baselines). `table`: analysis.replay rows
+    (policy, steps_fraction, hypervolume_kept). `goal`: (steps, hypervolume) drawn as dotted lines."""
+    fig, (ax,) = _new(5.5, 4.0)
+    rows = table.dropna(subset=["steps_fraction", "hypervolume_kept"])
+    policies = list(POLICY_STYLES) + sorted(set(rows["policy"]) - set(POLICY_STYLES))
+    for policy in policies:
+        mine = rows[rows["policy"] == policy].sort_values("steps_fraction")
+        if mine.empty:
+            continue
+        color, marker = POLICY_STYLES.get(policy, ("C5", "v"))
+        ax.plot(mine["steps_fraction"], mine["hypervolume_kept"], marker=marker, color=color, label=policy, ms=6,
+                linestyle="-" if policy in CURVE_POLICIES and len(mine) > 1 else "none")
+    if goal is not None:
+        ax.axvline(goal[0], color="k", lw=0.8, ls=":")
+        ax.axhline(goal[1], color="k", lw=0.8, ls=":")
+    ax.set_xlabel("training steps / exhaustive grid's")
+    ax.set_ylabel("frontier hypervolume kept / exhaustive")
+    ax.set_xlim(0, 1.05)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    _legend(ax)
+    return save_figure(fig, path)

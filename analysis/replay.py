@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 import math
 import sys
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -467,10 +468,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=Suite.draws,
                         help=f"random draws for the random baseline (default {Suite.draws}; TPE gets 1 per 20)")
     parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument("--plot", default=None, metavar="PATH",
+                        help="also draw hypervolume kept vs training steps for every policy (PATH.png and PATH.svg)")
     args = parser.parse_args(argv)
     for key, value in (("--concurrency", args.concurrency), ("--draws", args.draws)):
         if value is not None and value < 1:
             raise UserError(key, value, allowed="an integer >= 1")
+    if args.plot:
+        from rdc.paths import check_writable_folder
+
+        check_writable_folder(str(Path(args.plot).resolve().parent), key="--plot")
 
     curves, max_steps, notes = curves_from_mlflow(args.experiment, args.tracking_uri, lmbda=args.lmbda,
                                                   metric=args.metric)
@@ -493,6 +500,12 @@ def main(argv: list[str] | None = None) -> int:
         from analysis.printing import print_table
 
         print_table(headline, notes, table, args.format, digits=".3f")
+    if args.plot:
+        from analysis.figures import hypervolume_vs_steps
+
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)  # checked writable before replaying
+        drawn = hypervolume_vs_steps(table, Path(args.plot), title=headline)
+        print(f"rdc replay: wrote {drawn.png} and {drawn.svg}", file=sys.stderr)
     return 0
 
 

@@ -6,7 +6,8 @@ and moved in only once all of them exist, so a failure leaves --out as it was.
 
 Beside report.html: every figure as PNG (300 dpi) and SVG, frontier.csv (the study's Table 1
 for this sweep), replicates.csv and noise.json (with seed replicates), bd_rates.csv,
-rate_savings.csv, the runtime tables, and the Pillow codec curves as compressai JSON (pass them back with --anchor to skip re-encoding). A panel with nothing to
+rate_savings.csv, the runtime tables, early_stopping.csv (every early-stopping policy replayed
+over the sweep's held-out curves, as `rdc replay`), and the Pillow codec curves as compressai JSON (pass them back with --anchor to skip re-encoding). A panel with nothing to
 show (one point, one run per device) is left out and the notes say so; so is every family or
 frontier row a table has no value for, with the reason.
 """
@@ -167,6 +168,9 @@ def _build(options: ReportOptions, frame: pd.DataFrame, result: FrontierResult, 
     seeds = _replicates_section(options, frame, folder, notes)
     if seeds is not None:
         sections.insert(1, seeds)
+    stopping = _early_stopping_section(options, folder, notes)
+    if stopping is not None:
+        sections.append(stopping)
     if not options.images:
         notes.append("JPEG/WebP/AVIF curves not computed: pass --images DIR (the evaluation images, e.g. Kodak)")
     sources = [f"anchor {c.name}: {c.source} ({len(c)} points, {c.psnr_range[0]:.2f}-{c.psnr_range[1]:.2f} dB)"
@@ -228,6 +232,46 @@ def _replicates_section(options: ReportOptions, frame: pd.DataFrame, folder: Pat
     drawn = figures.save_figure(fig, folder / "fig2_attainment.png")
     return _figure(section, drawn, "Variant means with their intervals over seeds (error bars), and the attainment "
                                    "surfaces of the frontier across seeds: 50 % solid, 90 % dashed")
+
+
+REPORT_REPLAY_DRAWS = 50  # random draws of the finish-k baseline on the page (rdc replay: 200 by default)
+
+
+def _early_stopping_section(options: ReportOptions, folder: Path, notes: list[str]) -> Section | None:
+    """What each early-stopping policy would have stopped in this sweep (rdc replay, the sweep's
+    own report order): steps spent against frontier hypervolume kept, as a table and a figure.
+    None, with a note, when the runs have no held-out curves, or fewer than two variants do, or
+    the sweep did not train every run to the end (no exhaustive frontier to compare with)."""
+    from analysis.replay import Suite, curves_from_mlflow, pooled_noise_sd, replay_all
+
+    try:
+        curves, max_steps, replay_notes = curves_from_mlflow(options.experiment, options.tracking_uri, lmbda=options.lmbda)
+    except UserError as err:
+        notes.append(f"early-stopping replay not shown: {err.reason or err}")
+        return None
+    if len({c.variant_id for c in curves}) < 2:
+        notes.append("early-stopping replay not shown: fewer than two variants have held-out curves")
+        return None
+    table, outcomes = replay_all(curves, max_steps, noise_sd=pooled_noise_sd(curves),
+                                 suite=Suite(draws=REPORT_REPLAY_DRAWS), order="observed")
+    if table["hypervolume_kept"].iloc[1:].isna().all():
+        notes.append("early-stopping replay not shown: " + (outcomes[0].notes[-1] if outcomes[0].notes
+                                                            else "no policy's hypervolume could be compared"))
+        return None
+    notes += [f"early-stopping replay: {n}" for n in replay_notes]
+    table.to_csv(folder / "early_stopping.csv", index=False)
+    section = Section("Early stopping: what each policy would have kept")
+    section.text(f"Every policy replayed over this sweep's held-out curves ({len(curves)} trials, {max_steps} steps "
+                 "each, in the order the sweep logged them), as `rdc replay` does: the share of the training steps "
+                 "it spends and the share of the exhaustive frontier's hypervolume (RD loss, decode kFLOPs/px) "
+                 "it keeps. Random and TPE finish the number of variants the first frontier setting's steps pay "
+                 f"for (random: mean of {REPORT_REPLAY_DRAWS} draws).")
+    view = table[["policy", "setting", "steps_fraction", "hypervolume_kept", "stopped", "lost_frontier_variants"]]
+    section.table(view, "early_stopping", header=headers(view.columns))
+    drawn = figures.hypervolume_vs_steps(table, folder / "early_stopping_hv.png",
+                                         title=f"{options.experiment}: early-stopping policies replayed")
+    return _figure(section, drawn, "Frontier hypervolume kept vs training steps spent, both relative to training "
+                                   "every trial to the end (the black square)")
 
 
 def _savings_section(savings: RateSavings | None, references: list[RDCurve], folder: Path) -> Section:

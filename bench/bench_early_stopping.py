@@ -28,7 +28,6 @@ hypervolume vs steps (bench/early_stopping_hv.png).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -197,28 +196,9 @@ def verdict(frame: pd.DataFrame) -> list[str]:
 
 
 def plot(frame: pd.DataFrame, title: str, path: Path) -> None:
-    from matplotlib.figure import Figure
+    from analysis.figures import hypervolume_vs_steps  # the figure rdc replay --plot and rdc report draw
 
-    fig = Figure(figsize=(7.5, 5))
-    ax = fig.add_subplot()
-    styles = {"oracle": ("k", "*"), "frontier": ("C3", "o"), "asha": ("C0", "s"), "mo-asha": ("C1", "^"), "ax-scaled-pareto": ("C2", "D"),
-              "random": ("0.5", "."), "optuna-tpe": ("C4", "x")}
-    for policy, (color, marker) in styles.items():
-        rows = frame[frame["policy"] == policy].sort_values("steps_fraction")
-        if rows.empty:
-            continue
-        line = "-" if policy in ("random", "optuna-tpe") else "none"  # a curve over k; others: one point a setting
-        ax.plot(rows["steps_fraction"], rows["hypervolume_kept"], linestyle=line, marker=marker, color=color,
-                label=policy, ms=6)
-    ax.axhline(HV_GOAL, color="k", lw=0.8, ls=":")
-    ax.axvline(STEPS_GOAL, color="k", lw=0.8, ls=":")
-    ax.set_xlabel("training steps / exhaustive grid's")
-    ax.set_ylabel("hypervolume kept / exhaustive")
-    ax.set_xlim(0, 1.02)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    hypervolume_vs_steps(frame, path, title=title, goal=(STEPS_GOAL, HV_GOAL))
 
 
 # The second space (issue 15: at least 24 variants, other families than the noise bench's conv

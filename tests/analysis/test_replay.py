@@ -42,7 +42,9 @@ def log_sweep(uri: str, experiment: str, *, order: list[str], seeds=(0,), killed
             wobble = 0.01 * seed
             history = [Metric(names.EVAL_RD_LOSS, loss_at(variant, s) + wobble, 1_000_000 + 1000 * s + 10 * offset + seed, s)
                        for s in EVAL_STEPS if not (variant == killed and s > 30)]
-            finals = [] if variant == killed else [Metric(names.RD_LOSS, final + wobble, 2_000_000, STEPS)]
+            finals = [] if variant == killed else [Metric(names.RD_LOSS, final + wobble, 2_000_000, STEPS),
+                                                   Metric(names.BPP, 0.5, 2_000_000, STEPS),  # what a report needs
+                                                   Metric(names.PSNR, 32.0 - final, 2_000_000, STEPS)]
             client.log_batch(run, metrics=history + finals + [Metric(names.DECODE_KFLOPS_PER_PX, kflops, 0, 0)],
                              params=[Param(names.TRAIN_PARAM_PREFIX + "steps", str(STEPS)),
                                      Param(names.TRAIN_PARAM_PREFIX + "lmbda", "0.01")],
@@ -144,6 +146,37 @@ def test_rdc_replay_prints_every_policy(store, capsys):
     with pytest.raises(SystemExit) as bad:  # argparse's refusal: one usage line and the error, exit 2
         main(["--experiment", "side-by-side", "--order", "sideways"])
     assert bad.value.code == 2 and "invalid choice: 'sideways'" in capsys.readouterr().err
+
+
+def test_rdc_replay_plots_hypervolume_against_steps_for_every_policy(store, tmp_path, capsys):
+    out = tmp_path / "figures" / "replay_hv"
+    assert main(["--experiment", "side-by-side", "--tracking-uri", store, "--draws", "20", "--plot", str(out)]) == 0
+    png, svg = out.with_suffix(".png"), out.with_suffix(".svg")
+    assert png.stat().st_size > 0 and f"wrote {png} and {svg}" in capsys.readouterr().err
+    drawn = svg.read_text()  # text stays text: each policy's legend entry is in the drawing
+    for policy in ("exhaustive", "frontier", "asha", "mo-asha", "ax-scaled-pareto", "random", "optuna-tpe"):
+        assert f">{policy}<" in drawn, policy
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with pytest.raises(UserError) as err:  # refused before replaying, nothing written
+        main(["--experiment", "side-by-side", "--tracking-uri", store, "--plot", str(blocked / "hv")])
+    assert err.value.key == "--plot" and blocked.read_text() == ""
+
+
+def test_the_report_shows_what_each_policy_would_have_kept(store, tmp_path):
+    from analysis.report import ReportOptions, write_report
+
+    page = write_report(ReportOptions("side-by-side", tmp_path / "report", tracking_uri=store, codecs=[]))
+    html = page.read_text()
+    assert "Early stopping: what each policy would have kept" in html and "early_stopping_hv.png" in html
+    table = pd.read_csv(page.parent / "early_stopping.csv")
+    assert {"exhaustive", "frontier", "asha", "mo-asha", "ax-scaled-pareto", "random"} <= set(table["policy"])
+    frontier = table[table["policy"] == "frontier"].iloc[0]  # as rdc replay found it (the observed order)
+    assert frontier["hypervolume_kept"] == pytest.approx(1.0) and frontier["steps_fraction"] < 1.0
+    assert (page.parent / "early_stopping_hv.svg").stat().st_size > 0
+    # No exhaustive frontier (a run was stopped): no section, and the notes say why.
+    page = write_report(ReportOptions("one-killed", tmp_path / "killed", tracking_uri=store, codecs=[]))
+    assert "Early stopping:" not in page.read_text() and "the exhaustive frontier is unknown" in page.read_text()
 
 
 def test_a_learning_curve_table_replays_like_the_store():
