@@ -276,6 +276,14 @@ def exhaustive_hypervolume(curves: list[Curve]) -> tuple[Hypervolume, pd.DataFra
     return hypervolume(every, OBJECTIVES), frontier(every, OBJECTIVES)
 
 
+def kept_finals(curves: list[Curve], finished_variants: list[str]) -> pd.DataFrame:
+    """The variants a policy finished, each at its mean over every seed (the exhaustive figure):
+    with replicates, a policy that finished only a variant's luckiest seed must not be credited
+    with that seed's value (its frontier would beat the exhaustive one)."""
+    every = finals(curves)
+    return every[every["variant_id"].isin(finished_variants)]
+
+
 def score(outcome: Outcome, curves: list[Curve], max_steps: int) -> None:
     """Hypervolume kept and frontier variants lost, when every curve reached the end (exhaustive)."""
     outcome.finished_variants = sorted({c.variant_id for c in curves if c.trial_id in set(outcome.finished)})
@@ -285,7 +293,7 @@ def score(outcome: Outcome, curves: list[Curve], max_steps: int) -> None:
                              "failed): the exhaustive frontier is unknown, so no hypervolume is compared")
         return
     reference, front = exhaustive_hypervolume(curves)
-    kept = finals(curves, set(outcome.finished))
+    kept = kept_finals(curves, outcome.finished_variants)
     value = hypervolume(kept, OBJECTIVES, bounds=reference.bounds).value if len(kept) else 0.0
     outcome.hypervolume = value
     outcome.hypervolume_kept = value / reference.value if reference.value > 0 else math.nan

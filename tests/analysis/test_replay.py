@@ -127,6 +127,32 @@ def test_replicates_are_judged_together_and_give_the_noise(store):
     assert outcome.hypervolume_kept == pytest.approx(1.0)
 
 
+def test_a_variant_finished_at_one_lucky_seed_is_scored_on_every_seed(store):
+    """A policy that finishes only seed 0 of each variant (the lowest RD loss of the three here)
+    finds the whole frontier, and is credited with the frontier's hypervolume: exactly 1, never
+    more (its own seed-0 figures would put its frontier beyond the exhaustive one)."""
+    from analysis.stopping import CONTINUE, STOP, Decision
+
+    curves, max_steps, _ = curves_from_mlflow("replicates", store)
+    lucky = {c.trial_id for c in curves if c.seed == 0}
+
+    class FinishSeedZero:
+        name = "seed-zero"
+
+        def describe(self) -> str:
+            return "finish seed 0 of every variant"
+
+        def on_report(self, report):
+            action = CONTINUE if report.trial_id in lucky else STOP
+            return Decision(action, policy=self.name, trial_id=report.trial_id, variant_id=report.variant_id,
+                            step=report.step, reason="seed 0" if action == CONTINUE else "another seed",
+                            rung_step=None if action == CONTINUE else report.step)
+
+    outcome = replay(curves, FinishSeedZero(), max_steps)
+    assert set(outcome.finished) == lucky and not outcome.lost
+    assert outcome.hypervolume_kept == pytest.approx(1.0)
+
+
 def test_a_sweep_with_a_stopped_run_has_no_exhaustive_frontier_to_compare(store):
     curves, max_steps, _ = curves_from_mlflow("one-killed", store)
     outcome = replay(curves, FrontierRule(max_steps), max_steps, order="observed")
