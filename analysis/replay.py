@@ -263,10 +263,10 @@ def _outcome(curves: list[Curve], max_steps: int, name: str, setting: str, steps
     return outcome
 
 
-def finals(curves: list[Curve], trials: set[str] | None = None) -> pd.DataFrame:
-    """One row per variant: the mean final RD loss over its finished seeds (or over `trials`)."""
+def finals(curves: list[Curve]) -> pd.DataFrame:
+    """One row per variant: the mean final RD loss over its finished seeds."""
     rows = [{"variant_id": c.variant_id, names.RD_LOSS: c.final_rd_loss, names.DECODE_KFLOPS_PER_PX: c.kflops}
-            for c in curves if c.final_rd_loss is not None and (trials is None or c.trial_id in trials)]
+            for c in curves if c.final_rd_loss is not None]
     frame = pd.DataFrame(rows, columns=["variant_id", names.RD_LOSS, names.DECODE_KFLOPS_PER_PX])
     return frame.groupby("variant_id", as_index=False).mean()
 
