@@ -10,9 +10,8 @@ import argparse
 import json
 import sys
 
+from analysis.printing import FORMATS
 from rdc.errors import UserError
-
-FORMATS = ("table", "csv", "json", "md")
 
 
 class _Parser(argparse.ArgumentParser):

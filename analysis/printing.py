@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+FORMATS = ("table", "csv", "json", "md")  # --format of every command that prints a table
+
 
 def print_table(headline: str, notes: list[str], table: pd.DataFrame, fmt: str, *, digits: str = ".6g") -> None:
     """`fmt` "md": a bold headline, the notes as a list and a Markdown table; else plain text."""

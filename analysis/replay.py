@@ -454,7 +454,7 @@ def _has_optuna() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from analysis.cli import FORMATS
+    from analysis.printing import FORMATS
     from analysis.store import display_uri, tracking_uri
     from rdc.arguments import ArgumentParser
 
