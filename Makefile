@@ -56,7 +56,7 @@ test-deps: $(STAMP)
 TEST_WORKERS ?= 3
 
 test: $(STAMP) test-deps
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 mlflow-server: $(STAMP)
 	$(PY) -m sweep.tracking_server --runs $(RUNS)
