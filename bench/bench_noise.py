@@ -36,7 +36,7 @@ import statistics
 import sys
 import time
 import warnings
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -235,7 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard", default="0/1", help="i/n: train only the runs i, i+n, i+2n, ... (parallel processes)")
     parser.add_argument("--reverse", action="store_true", help="take the runs from the last (a helper process)")
     parser.add_argument("--summary-only", action="store_true")
+    parser.add_argument("--tables", default=None, metavar="PREFIX",
+                        help="write bench/PREFIX_curves.csv and bench/PREFIX_final.csv instead of noise_*.csv "
+                             "(another training length: runs are keyed by config, variant and seed only)")
     args = parser.parse_args(argv)
+    if args.tables:
+        global CURVES, FINAL
+        CURVES, FINAL = (REPO / "bench" / f"{args.tables}_{part}.csv" for part in ("curves", "final"))
     if args.summary_only:
         return report()
 
