@@ -4,6 +4,15 @@ Users write `mlflow.search_runs(filter_string="tags.family = 'Conv/Hyperprior:Co
 dashboards against these names; renaming one breaks them. The README documents each.
 """
 
+import re
+
+
+def name_part(text: str) -> str:
+    """`text` (an image folder's or file's name) as a piece of a metric or artifact name:
+    letters, digits, '_', '.' and '-' kept, every other run of characters one '-'."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "images"
+
+
 # Final metrics of one variant, evaluated on the evaluation images with real bitstreams.
 RD_LOSS = "rd_loss"  # lambda * 255^2 * mse + bpp (bpp from bytes)
 BPP = "bpp"  # bits per pixel of the real bitstream, every stream and the header counted

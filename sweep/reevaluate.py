@@ -12,7 +12,6 @@ others.
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ def eval_set_label(data: dict) -> str:
 def set_name(label: str) -> str:
     """A short name for an evaluation set in metric and artifact names: the folder's name."""
     name = BUILTIN if label == BUILTIN else Path(label).name
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "images"
+    return names.name_part(name)
 
 
 def set_metric(label: str, metric: str) -> str:

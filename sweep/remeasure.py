@@ -19,7 +19,6 @@ artifact eval/<folder>.csv (replaced on a rerun; artifacts, unlike metrics, over
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -393,8 +392,4 @@ def _save_reconstructions(folder: Path, images, reconstructions) -> None:
 def _table_name(source: str) -> str:
     """eval/<name>.csv: the folder's name, or the image's name without its suffix."""
     path = Path(source).expanduser().resolve()
-    return _slug(path.stem if path.is_file() else path.name)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "images"
+    return names.name_part(path.stem if path.is_file() else path.name)

@@ -15,7 +15,7 @@ import tempfile
 from typing import Mapping
 
 from rdc import names
-from sweep.tracking import MAX_METRICS_PER_BATCH, MAX_PARAMS_PER_BATCH, RunState, client, store_exists, with_retries
+from sweep.tracking import MAX_METRICS_PER_BATCH, MAX_PARAMS_PER_BATCH, RunState, client, search_all, store_exists, with_retries
 
 NOT_COPIED = (names.TAG_SWEEP, names.TAG_ATTEMPT, names.TAG_PARENT_RUN, names.TAG_TRAIN_CONFIG)
 
@@ -29,17 +29,9 @@ def reusable(trials: list, states: Mapping[str, RunState], eval_label: str) -> d
     experiments = [e.experiment_id for e in with_retries(mlflow.search_experiments, what="listing the experiments")]
     found: dict[tuple[str, str], object] = {}
     for config in sorted({t.record.train_config_id for t in todo}):
-        def search(config=config):
-            out, token = [], None
-            while True:
-                page = mlflow.search_runs(experiments, f"tags.{names.TAG_TRAIN_CONFIG} = '{config}' and "
-                                                       "attributes.status = 'FINISHED'", max_results=1000,
-                                          page_token=token)
-                out += page
-                token = page.token
-                if not token:
-                    return out
-        for run in sorted(with_retries(search, what="looking for runs to reuse"), key=lambda r: r.info.start_time):
+        wanted = f"tags.{names.TAG_TRAIN_CONFIG} = '{config}' and attributes.status = 'FINISHED'"
+        runs = with_retries(lambda: search_all(mlflow, experiments, wanted), what="looking for runs to reuse")
+        for run in sorted(runs, key=lambda r: r.info.start_time):
             tags = run.data.tags
             if (tags.get(names.TAG_SWEEP) == todo[0].record.sweep or tags.get(names.TAG_REFERENCE)
                     or tags.get(names.TAG_SWEEP_RUN) == "true" or tags.get(names.TAG_EVAL_IMAGES) != eval_label):

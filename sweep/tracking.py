@@ -224,11 +224,12 @@ def ensure_experiment(uri: str, name: str, artifact_root: str | None) -> str:
         return experiment.experiment_id
 
 
-def search_all(client, experiment_id: str, filter_string: str = "") -> list:
-    """Every run of an experiment that matches `filter_string`, all pages of it."""
+def search_all(client, experiments: str | list[str], filter_string: str = "") -> list:
+    """Every run of an experiment (an id, or a list of ids) that matches `filter_string`, all pages of it."""
+    ids = [experiments] if isinstance(experiments, str) else list(experiments)
     out, token = [], None
     while True:
-        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000, page_token=token)
+        page = client.search_runs(ids, filter_string=filter_string, max_results=1000, page_token=token)
         out.extend(page)
         token = page.token
         if not token:
