@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rdc.errors import UserError
@@ -102,10 +103,6 @@ def run_sweep(cfg: dict) -> int:
     from sweep.search import strategy_for
     from sweep.cost_bound import BoundedCosts, check_cost_bound
     from sweep.space import expand
-    from rdc import names
-    from sweep.reevaluate import eval_set_label
-    from sweep.reuse import reusable
-    from sweep.tracking import RunState
     from sweep.relocate import relocate_moved_artifacts
     from sweep.sweep_run import end_sweep_run, open_sweep_run, publish
     from sweep.trials import TrialGrid
@@ -136,41 +133,9 @@ def run_sweep(cfg: dict) -> int:
     launch.configure_ray_import(cfg["cluster"])
     with launch.sweep_lock(settings):
         # Under the lock: a running driver's half-written state is not "damaged", it is busy.
-        lost = launch.damaged_state(settings)
-        if lost:  # what MLflow holds is enough to go on: FINISHED variants are kept, the rest trained
-            print(f"sweep {name!r}: the earlier launch's Tune state is damaged ({lost}); its checkpoints are not "
-                  "used: variants FINISHED in MLflow are kept, the others train from the start", flush=True)
-        resume = cfg["resume"] and not lost
-        stale, reused = [], {}
-        if resume:
-            statuses = launch.check_resumable(settings)
-            launched = list(statuses)
-            print(f"sweep {name!r}: resuming {sum(s in launch.UNFINISHED for s in statuses.values())} unfinished "
-                  f"of {len(statuses)} trials; MLflow {uri}", flush=True)
-        else:
-            launched = []
-            launch.check_fresh(settings)  # first: an interrupted round's variants count as tried
-            states = grid.trial_states()
-            reused = {} if cfg["force"] else reusable(grid.trials(variants), states, eval_set_label(cfg["data"]))
-            if reused:
-                sources = sorted({r.data.tags.get(names.TAG_SWEEP, "?") for r in reused.values()})
-                print(f"sweep {name!r}: {len(reused)} trial(s) finished with the same training in other sweeps "
-                      f"({', '.join(sources)}) are reused: linked, not trained again (force=true trains them)",
-                      flush=True)
-            # As they will be once linked (after every check, below).
-            runs = grid.variant_states(variants, {**states, **{k: RunState("FINISHED", {}) for k in reused}})
-            print(f"sweep {name!r}{strategy.describe(runs)}{grid.describe()}; MLflow {uri}", flush=True)
-            stale = grid.evaluated_elsewhere(grid.trials(variants), states, cfg["data"])
-            if stale:
-                sets = sorted({states[t.key].eval_images for t in stale})
-                print(f"sweep {name!r}: {len(stale)} finished trial(s) were evaluated on other images ({', '.join(sets)}) "
-                      f"than {eval_set_label(cfg['data'])}: evaluating them on these, not training them again",
-                      flush=True)
-            if not strategy.left(runs) and not stale:
-                if reused:  # nothing to train: link them without starting Ray
-                    tracking.ensure_experiment(uri, name, cfg["tracking"].get("artifact_root"))
-                    _link(grid, variants, reused)
-                return 0
+        plan = _plan_invocation(cfg, settings, grid, variants, strategy)
+        if plan is None:
+            return 0
 
         launch.start_ray(cfg["cluster"], log=launch.ray_log_path(settings))
         try:
@@ -184,11 +149,9 @@ def run_sweep(cfg: dict) -> int:
             tracking.ensure_experiment(uri, name, cfg["tracking"].get("artifact_root"))
             sweep_run = open_sweep_run(record)
             grid.attach(sweep_run)
-            if not resume:
-                _link(grid, variants, reused)
-            results = list(_resume(statuses, settings, grid, variants, scheduler)) if resume else []
-            results += _rounds(strategy, scheduler, settings, grid, variants, launched,
-                               evaluate=not resume and bool(stale))
+            _link(grid, variants, plan.reused)
+            results = list(_resume(plan.statuses, settings, grid, variants, scheduler)) if plan.resume else []
+            results += _rounds(strategy, scheduler, settings, grid, variants, plan.launched, evaluate=bool(plan.stale))
             # Tune returns early on Ctrl-C, with trials left unfinished: they are resumable, not failed.
             statuses = launch.trial_statuses(settings) or {}
             if not any(status in launch.UNFINISHED for status in statuses.values()):
@@ -201,11 +164,67 @@ def run_sweep(cfg: dict) -> int:
         print(f"sweep {name!r} stopped with {unfinished} trial(s) unfinished; continue it with the same "
               "overrides and resume=true", flush=True)
         return INTERRUPTED
-    status = summarise(results, launched, grid)
+    status = summarise(results, plan.launched, grid)
     for line in publish(sweep_run, record, cfg, variants, report=cfg["tracking"]["sweep_report"],
                         status="FINISHED" if status == 0 else "FAILED"):
         print(f"sweep {name!r}: sweep run {sweep_run}: {line}", flush=True)
     return status
+
+
+@dataclass
+class Invocation:
+    """What this `rdc sweep` does, decided under the sweep's lock before Ray starts: resume the
+    interrupted launch (its trials' statuses), or start fresh, linking runs reused from other
+    sweeps and evaluating again the finished runs measured on other images (`stale`), then the
+    search strategy's rounds. `launched`: the trial keys already launched in this sweep."""
+
+    resume: bool
+    statuses: dict = field(default_factory=dict)
+    launched: list = field(default_factory=list)
+    stale: list = field(default_factory=list)
+    reused: dict = field(default_factory=dict)
+
+
+def _plan_invocation(cfg: dict, settings: dict, grid, variants: list, strategy) -> "Invocation | None":
+    """The Invocation, printing what it will do; None when nothing is left to train or evaluate
+    (runs reused from other sweeps are then linked here, without Ray)."""
+    from rdc import names
+    from sweep import launch, tracking
+    from sweep.reevaluate import eval_set_label
+    from sweep.reuse import reusable
+    from sweep.tracking import RunState
+
+    name, uri = grid.name, settings["tracking"]["uri"]
+    lost = launch.damaged_state(settings)
+    if lost:  # what MLflow holds is enough to go on: FINISHED variants are kept, the rest trained
+        print(f"sweep {name!r}: the earlier launch's Tune state is damaged ({lost}); its checkpoints are not "
+              "used: variants FINISHED in MLflow are kept, the others train from the start", flush=True)
+    if cfg["resume"] and not lost:
+        statuses = launch.check_resumable(settings)
+        print(f"sweep {name!r}: resuming {sum(s in launch.UNFINISHED for s in statuses.values())} unfinished "
+              f"of {len(statuses)} trials; MLflow {uri}", flush=True)
+        return Invocation(resume=True, statuses=statuses, launched=list(statuses))
+    launch.check_fresh(settings)  # first: an interrupted round's variants count as tried
+    states = grid.trial_states()
+    reused = {} if cfg["force"] else reusable(grid.trials(variants), states, eval_set_label(cfg["data"]))
+    if reused:
+        sources = sorted({r.data.tags.get(names.TAG_SWEEP, "?") for r in reused.values()})
+        print(f"sweep {name!r}: {len(reused)} trial(s) finished with the same training in other sweeps "
+              f"({', '.join(sources)}) are reused: linked, not trained again (force=true trains them)", flush=True)
+    # As they will be once linked (after every check, below).
+    runs = grid.variant_states(variants, {**states, **{k: RunState("FINISHED", {}) for k in reused}})
+    print(f"sweep {name!r}{strategy.describe(runs)}{grid.describe()}; MLflow {uri}", flush=True)
+    stale = grid.evaluated_elsewhere(grid.trials(variants), states, cfg["data"])
+    if stale:
+        sets = sorted({states[t.key].eval_images for t in stale})
+        print(f"sweep {name!r}: {len(stale)} finished trial(s) were evaluated on other images ({', '.join(sets)}) "
+              f"than {eval_set_label(cfg['data'])}: evaluating them on these, not training them again", flush=True)
+    if not strategy.left(runs) and not stale:
+        if reused:  # nothing to train: link them without starting Ray
+            tracking.ensure_experiment(uri, name, cfg["tracking"].get("artifact_root"))
+            _link(grid, variants, reused)
+        return None
+    return Invocation(resume=False, stale=stale, reused=reused)
 
 
 def _link(grid, variants: list, reused: dict) -> None:
