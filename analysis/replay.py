@@ -28,6 +28,9 @@ import pandas as pd
 
 from analysis.frontier import Hypervolume, frontier, hypervolume
 from analysis.stopping import (
+    DEFAULT_CURVE_MULTIPLE,
+    DEFAULT_RUNGS,
+    DEFAULT_WINDOW,
     AshaRule,
     Decision,
     FinishChosen,
@@ -389,8 +392,15 @@ class Suite:
     draws: int = 200
 
 
+def shipped_rule(max_steps: int) -> FrontierRule:
+    """What `scheduler=frontier` does with its defaults: the first row of every replay."""
+    return FrontierRule(max_steps, DEFAULT_RUNGS, Margin(curve_multiple=DEFAULT_CURVE_MULTIPLE), window=DEFAULT_WINDOW)
+
+
 def frontier_policies(max_steps: int, suite: Suite, noise_sd: float | None) -> list[FrontierRule]:
-    out = [FrontierRule(max_steps, suite.rungs, Margin(relative=m)) for m in suite.relative_margins]
+    """scheduler=frontier's defaults first (random and TPE get its steps), then the suite's margins."""
+    out = [shipped_rule(max_steps)]
+    out += [FrontierRule(max_steps, suite.rungs, Margin(relative=m)) for m in suite.relative_margins]
     if noise_sd is not None and math.isfinite(noise_sd):
         out += [FrontierRule(max_steps, suite.rungs, Margin(noise_multiple=k, noise_sd=noise_sd)) for k in suite.noise_multiples]
     return out + [FrontierRule(max_steps, suite.rungs, Margin(curve_multiple=k)) for k in suite.curve_multiples]
@@ -423,12 +433,13 @@ def replay_all(curves: list[Curve], max_steps: int, *, noise_sd: float | None = 
                seed: int = 0) -> tuple[pd.DataFrame, list[Outcome]]:
     """Every policy of the suite over the curves: one row each (random: mean over draws).
 
-    Random and TPE get the step budget of `match` (default: the frontier rule with the first margin)."""
+    Random and TPE get the step budget of `match` (default: scheduler=frontier's defaults, the first row)."""
     outcomes = []
     for policy in frontier_policies(max_steps, suite, noise_sd) + baseline_policies(curves, max_steps, suite):
         outcomes.append(replay(curves, policy, max_steps, order=order, concurrency=concurrency))
     reference = match or outcomes[0]
     rows = [o.row() for o in outcomes]
+    rows[0]["setting"] += " (scheduler=frontier's defaults)"
     k_random = equal_steps_k(curves, max_steps, reference.total_steps, suite.rungs[0])
     draws = random_finish(curves, max_steps, k_random, stop_fraction=suite.rungs[0], draws=suite.draws, seed=seed,
                           order=order, concurrency=concurrency)

@@ -31,6 +31,11 @@ import numpy as np
 CONTINUE = "CONTINUE"  # the same strings as ray.tune.schedulers.TrialScheduler's
 STOP = "STOP"
 DEFAULT_RUNGS = (0.1, 0.25, 0.5)
+# scheduler=frontier's defaults (sweep/schedulers/frontier.py reads them here; conf/scheduler/frontier.yaml
+# says the same): the margin is one sd of an evaluation measured on the curves at the rung, and a
+# trial is judged on the mean of its last 3 evaluations, the setting bench/bench_early_stopping.py chose.
+DEFAULT_CURVE_MULTIPLE = 1.0
+DEFAULT_WINDOW = 3
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ rule is in sweep/schedulers/frontier_tune.py (Ray is imported only when a sweep 
 
 from __future__ import annotations
 
-from analysis.stopping import DEFAULT_RUNGS, FrontierRule, Margin
+from analysis.stopping import DEFAULT_CURVE_MULTIPLE, DEFAULT_RUNGS, DEFAULT_WINDOW, FrontierRule, Margin
 from rdc.errors import UserError
 from sweep.schedulers.base import SchedulerContext, TrialSchedulerFactory
 
@@ -24,9 +24,9 @@ class Frontier(TrialSchedulerFactory):
         "margin": 0.0,  # relative: stop only when worse than a cheaper variant by this share of the loss
         "noise_multiple": 0.0,  # plus this many noise sds (of a difference of means over seeds)
         "noise_sd": None,  # the sweep's noise (pooled within-variant sd of RD loss); needed with noise_multiple
-        "curve_multiple": 1.0,  # plus this many sds of one evaluation, measured on the curves at the rung (benched)
+        "curve_multiple": DEFAULT_CURVE_MULTIPLE,  # plus this many sds of one evaluation, measured on the curves at the rung (benched)
         "revisit": True,  # a later arrival at a rung stops the earlier variants it beats there
-        "window": 3,  # judge the mean of a trial's last `window` reports (1: the report at the rung; benched: 3)
+        "window": DEFAULT_WINDOW,  # judge the mean of a trial's last `window` reports (1: the report at the rung; benched: 3)
     }
 
     def check(self, values: dict, steps: int) -> None:

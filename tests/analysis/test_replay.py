@@ -212,8 +212,10 @@ def test_a_learning_curve_table_replays_like_the_store():
     assert max_steps == STEPS and [c.final_rd_loss for c in curves] == [1.0, 1.5, 1.5, 0.8]
     table, _ = replay_all(curves, max_steps, noise_sd=0.01, suite=Suite(draws=20))
     frontier = table[table["policy"] == "frontier"]
-    assert len(frontier) == 6  # margins 0, 0.02, 0.05 x loss, 1, 2 x noise and 2 x the curves' sd
-    assert frontier["steps_fraction"].tolist() == pytest.approx([310 / 400] * 6)
-    assert frontier["hypervolume_kept"].tolist() == pytest.approx([1.0] * 6)
+    # scheduler=frontier's defaults first; then margins 0, 0.02, 0.05 x loss, 1, 2 x noise and 2 x the curves' sd
+    assert len(frontier) == 7 and frontier["setting"].iloc[0].endswith("(scheduler=frontier's defaults)")
+    assert "margin 1 x the curves' sd" in frontier["setting"].iloc[0] and "last 3 evaluations" in frontier["setting"].iloc[0]
+    assert frontier["steps_fraction"].tolist() == pytest.approx([310 / 400] * 7)
+    assert frontier["hypervolume_kept"].tolist() == pytest.approx([1.0] * 7)
     with pytest.raises(ValueError, match="lacks columns"):
         curves_from_table(pd.DataFrame({"variant_id": ["a"]}))
