@@ -78,6 +78,15 @@ CONFIGS = {
     "old": TrainSettings(batch_size=4, lr=2e-4, aux_lr=1e-3, clip_grad=1.0, lr_drop_at=0.9, warmup_steps=0),
     "new": TrainSettings(batch_size=8, lr=1e-3, aux_lr=1e-3, clip_grad=1.0, lr_drop_at=0.8, warmup_steps=-1),
 }
+# What each part of the new default buys: the new default with one part set back to the old one
+# (--configs new-batch4,new-lr2e-4,new-nowarmup,new-drop90).
+ABLATIONS = {
+    "new-batch4": {"batch_size": 4},
+    "new-lr2e-4": {"lr": 2e-4},
+    "new-nowarmup": {"warmup_steps": 0},
+    "new-drop90": {"lr_drop_at": 0.9},
+}
+CONFIGS.update({name: replace(CONFIGS["new"], **change) for name, change in ABLATIONS.items()})
 WARMUP_SHARE = 0.05  # warmup_steps=-1 above: 5 % of the steps
 
 
