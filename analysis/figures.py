@@ -140,7 +140,9 @@ def _log_if_wide(ax, values: pd.Series) -> None:
 
 
 def _legend(ax) -> None:
-    # Beside the axes, never over the points.
+    # Beside the axes, never over the points; none when nothing labelled was drawn.
+    if not ax.get_legend_handles_labels()[0]:
+        return
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, frameon=False)
 
 
@@ -343,5 +345,8 @@ def hypervolume_vs_steps(table: pd.DataFrame, path: Path, *, title: str,
     ax.set_xlim(0, 1.05)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
+    if rows.empty:  # every trial unfinished: say so on the figure rather than leave it blank
+        ax.text(0.5, 0.5, "no hypervolume to compare\n(some trials never reached the end)", ha="center",
+                va="center", transform=ax.transAxes, fontsize=8)
     _legend(ax)
     return save_figure(fig, path)

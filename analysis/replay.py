@@ -279,11 +279,10 @@ def exhaustive_hypervolume(curves: list[Curve]) -> tuple[Hypervolume, pd.DataFra
     return hypervolume(every, OBJECTIVES), frontier(every, OBJECTIVES)
 
 
-def kept_finals(curves: list[Curve], finished_variants: list[str]) -> pd.DataFrame:
-    """The variants a policy finished, each at its mean over every seed (the exhaustive figure):
+def kept_finals(every: pd.DataFrame, finished_variants: list[str]) -> pd.DataFrame:
+    """The variants a policy finished, each at its mean over every seed (`every`: finals()):
     with replicates, a policy that finished only a variant's luckiest seed must not be credited
     with that seed's value (its frontier would beat the exhaustive one)."""
-    every = finals(curves)
     return every[every["variant_id"].isin(finished_variants)]
 
 
@@ -295,8 +294,9 @@ def score(outcome: Outcome, curves: list[Curve], max_steps: int) -> None:
         outcome.notes.append(f"{len(incomplete)} trial(s) never reached step {max_steps} in this sweep (stopped or "
                              "failed): the exhaustive frontier is unknown, so no hypervolume is compared")
         return
-    reference, front = exhaustive_hypervolume(curves)
-    kept = kept_finals(curves, outcome.finished_variants)
+    every = finals(curves)
+    reference, front = hypervolume(every, OBJECTIVES), frontier(every, OBJECTIVES)
+    kept = kept_finals(every, outcome.finished_variants)
     value = hypervolume(kept, OBJECTIVES, bounds=reference.bounds).value if len(kept) else 0.0
     outcome.hypervolume = value
     outcome.hypervolume_kept = value / reference.value if reference.value > 0 else math.nan
@@ -394,7 +394,8 @@ class Suite:
 
 def shipped_rule(max_steps: int) -> FrontierRule:
     """What `scheduler=frontier` does with its defaults: the first row of every replay."""
-    return FrontierRule(max_steps, DEFAULT_RUNGS, Margin(curve_multiple=DEFAULT_CURVE_MULTIPLE), window=DEFAULT_WINDOW)
+    return FrontierRule(max_steps, DEFAULT_RUNGS, Margin(curve_multiple=DEFAULT_CURVE_MULTIPLE), window=DEFAULT_WINDOW,
+                        label="scheduler=frontier's defaults")
 
 
 def frontier_policies(max_steps: int, suite: Suite, noise_sd: float | None) -> list[FrontierRule]:
@@ -439,7 +440,6 @@ def replay_all(curves: list[Curve], max_steps: int, *, noise_sd: float | None = 
         outcomes.append(replay(curves, policy, max_steps, order=order, concurrency=concurrency))
     reference = match or outcomes[0]
     rows = [o.row() for o in outcomes]
-    rows[0]["setting"] += " (scheduler=frontier's defaults)"
     k_random = equal_steps_k(curves, max_steps, reference.total_steps, suite.rungs[0])
     draws = random_finish(curves, max_steps, k_random, stop_fraction=suite.rungs[0], draws=suite.draws, seed=seed,
                           order=order, concurrency=concurrency)

@@ -264,8 +264,9 @@ def _early_stopping_section(options: ReportOptions, folder: Path, notes: list[st
     section.text(f"Every policy replayed over this sweep's held-out curves ({len(curves)} trials, {max_steps} steps "
                  "each, in the order the sweep logged them), as `rdc replay` does: the share of the training steps "
                  "it spends and the share of the exhaustive frontier's hypervolume (RD loss, decode kFLOPs/px) "
-                 "it keeps. Random and TPE finish the number of variants the first frontier setting's steps pay "
-                 f"for (random: mean of {REPORT_REPLAY_DRAWS} draws).")
+                 "it keeps. The first row is scheduler=frontier with its defaults; random and TPE finish the "
+                 "number of variants that its steps pay for "
+                 f"(random: mean of {REPORT_REPLAY_DRAWS} draws).")
     view = table[["policy", "setting", "steps_fraction", "hypervolume_kept", "stopped", "lost_frontier_variants"]]
     section.table(view, "early_stopping", header=headers(view.columns))
     drawn = figures.hypervolume_vs_steps(table, folder / "early_stopping_hv.png",

@@ -182,7 +182,7 @@ class FrontierRule:
     name = "frontier"
 
     def __init__(self, max_steps: int, rungs: tuple[float, ...] = DEFAULT_RUNGS, margin: Margin = Margin(), *,
-                 revisit: bool = True, window: int = 1):
+                 revisit: bool = True, window: int = 1, label: str = ""):
         if window < 1:
             raise ValueError(f"window={window} must be >= 1")
         if max_steps <= 0:
@@ -190,6 +190,7 @@ class FrontierRule:
         if not rungs or any(not 0 < r < 1 for r in rungs) or list(rungs) != sorted(set(rungs)):
             raise ValueError(f"rungs={rungs}: increasing fractions strictly between 0 and 1")
         self.max_steps, self.rungs, self.margin, self.revisit, self.window = max_steps, tuple(rungs), margin, revisit, window
+        self.label = label  # what this setting is to a reader, e.g. "scheduler=frontier's defaults"
         self._recent: dict[str, list[float]] = {}  # trial -> its last max(window, CURVE_POINTS) held-out losses
         self.rung_steps = tuple(max(1, math.ceil(r * max_steps)) for r in rungs)
         self._rungs = [_RungValues() for _ in rungs]
@@ -201,7 +202,7 @@ class FrontierRule:
         again = "" if self.revisit else ", arrivals judged once"
         mean = f", mean of the last {self.window} evaluations" if self.window > 1 else ""
         return (f"frontier rule at {', '.join(f'{r:g}' for r in self.rungs)} of {self.max_steps} steps, "
-                f"margin {self.margin.describe()}{mean}{again}")
+                f"margin {self.margin.describe()}{mean}{again}" + (f" ({self.label})" if self.label else ""))
 
     def _dominators(self, values: _RungValues, variant: str) -> list[Dominator]:
         """The variants recorded at this rung that beat `variant` by more than the margin."""
