@@ -148,8 +148,8 @@ class _RungValues:
     kflops: dict[str, float] = field(default_factory=dict)
 
     def mean(self, variant_id: str) -> tuple[float, int]:
-        values = list(self.losses[variant_id].values())
-        return float(np.mean(values)), len(values)
+        values = self.losses[variant_id].values()
+        return sum(values) / len(values), len(values)  # a few seeds: plain Python beats np.mean 10x
 
     def curve_sd(self) -> float:
         """Pooled sd of one evaluation around its trend over the trials recorded here (0: none yet)."""
@@ -271,8 +271,18 @@ class FrontierRule:
     def _revisit(self, index: int, newcomer: str) -> None:
         """Stop (at their next report) the variants whose latest rung is `index` that `newcomer` beats."""
         values, rung = self._rungs[index], self.rungs[index]
+        new_loss, new_seeds = values.mean(newcomer)
+        new_kflops, new_step = values.kflops[newcomer], values.steps[newcomer]
+        curve_sd = values.curve_sd() if self.margin.curve_multiple else 0.0
         for variant in list(values.kflops):
             if variant == newcomer or variant in self.stopped or self._latest.get(variant) != index:
+                continue
+            # Only a variant the newcomer beats needs its full list of dominators (O(n) each):
+            # the test of the newcomer alone keeps a rung's revisit O(n), not O(n^2).
+            if new_kflops > values.kflops[variant] or values.steps[variant] != new_step:
+                continue
+            loss, seeds = values.mean(variant)
+            if not loss > new_loss + self.margin.between(loss, seeds, new_seeds, curve_sd):
                 continue
             dominators = self._dominators(values, variant)
             if any(d.variant_id == newcomer for d in dominators):
@@ -366,12 +376,16 @@ def epsilon_net_order(points: np.ndarray) -> list[int]:
     for rank in range(1, ranks.max() + 1):
         members = [int(i) for i in np.flatnonzero(ranks == rank)]
         chosen = [min(members, key=lambda i: (points[i, 0], i))]
-        rest = [i for i in members if i != chosen[0]]
-        while rest:
-            distance = [min(float(np.linalg.norm(scaled[i] - scaled[j])) for j in chosen) for i in rest]
-            pick = rest[int(np.argmax(distance))]  # argmax keeps the first (lowest index) of ties
+        rest = np.array([i for i in members if i != chosen[0]], dtype=int)
+        # Each rest point's distance to the nearest chosen one, updated as points are chosen;
+        # a chosen point's entry becomes -inf.
+        nearest = np.linalg.norm(scaled[rest] - scaled[chosen[0]], axis=1)
+        for _ in range(len(rest)):
+            at = int(np.argmax(nearest))  # argmax keeps the first (lowest index) of ties
+            pick = int(rest[at])
             chosen.append(pick)
-            rest.remove(pick)
+            nearest[at] = -np.inf
+            np.minimum(nearest, np.linalg.norm(scaled[rest] - scaled[pick], axis=1), out=nearest)
         order += chosen
     return order
 
@@ -432,6 +446,8 @@ class ScaledParetoRule:
     def _value_at(self, trial: str, step: int) -> float | None:
         # Ax aligns curves by interpolating each one inside the range it covers (no extrapolation).
         curve = self._curves[trial]
+        if step in curve:
+            return curve[step]  # what np.interp gives at a knot, without sorting the curve
         steps = sorted(curve)
         if not steps or step < steps[0] or step > steps[-1]:
             return None

@@ -272,3 +272,68 @@ def test_finish_chosen_stops_the_rest_at_the_stop_step():
     policy = FinishChosen({"a"}, stop_step=100)
     assert [policy.on_report(r).action for r in [report("a", 100, 1.0, 1.0), report("b", 50, 1.0, 1.0),
                                                  report("b", 100, 1.0, 1.0)]] == [CONTINUE, CONTINUE, STOP]
+
+
+def _epsilon_net_by_definition(points: np.ndarray) -> list[int]:
+    """epsilon_net_order's rule written out literally: fronts in turn; inside one, the best first
+    objective, then repeatedly the farthest from every point chosen (ties: lower index)."""
+    from analysis.frontier import nondominated_ranks
+
+    low, high = points.min(axis=0), points.max(axis=0)
+    scaled = (points - low) / np.where(high > low, high - low, 1.0)
+    ranks, order = nondominated_ranks(points), []
+    for rank in range(1, ranks.max() + 1):
+        rest = sorted(int(i) for i in np.flatnonzero(ranks == rank))
+        chosen = [min(rest, key=lambda i: (points[i, 0], i))]
+        rest.remove(chosen[0])
+        while rest:
+            far = max(rest, key=lambda i: (min(math.dist(scaled[i], scaled[j]) for j in chosen), -i))
+            chosen.append(far)
+            rest.remove(far)
+        order += chosen
+    return order
+
+
+def test_epsilon_net_order_follows_its_definition_on_random_points_with_ties():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 40, 120):
+        points = rng.integers(0, 6, size=(n, 2)).astype(float)  # small integers: many exact ties
+        assert epsilon_net_order(points) == _epsilon_net_by_definition(points)
+
+
+class _RevisitEveryone(FrontierRule):
+    """The revisit rule by its definition: every variant whose latest rung this is, judged again
+    against everyone recorded there (O(n) each), stopped when the newcomer is among its dominators."""
+
+    def _revisit(self, index: int, newcomer: str) -> None:
+        values = self._rungs[index]
+        for variant in list(values.kflops):
+            if variant == newcomer or variant in self.stopped or self._latest.get(variant) != index:
+                continue
+            dominators = self._dominators(values, variant)
+            if any(d.variant_id == newcomer for d in dominators):
+                loss, seeds = values.mean(variant)
+                self.stopped[variant] = type(
+                    "Stop", (), {"reason": "", "trial_id": "", "rung": None, "rung_step": None, "rd_loss": loss,
+                                 "seeds": seeds, "kflops": None, "dominators": tuple(dominators)})()
+
+
+@pytest.mark.parametrize("margin", [Margin(), Margin(relative=0.02), Margin(curve_multiple=1.0)])
+def test_revisiting_stops_the_same_variants_as_judging_everyone_again(margin):
+    """The revisit only builds the full dominator list of variants the newcomer beats; on random
+    sweeps (3 seeds, noisy curves, arrivals in random order) it stops exactly who the definition does."""
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        reports = []
+        for v in range(30):
+            kflops, base = float(rng.integers(1, 10)), float(rng.uniform(1, 3))
+            for seed in range(3):
+                start = int(rng.integers(0, 200))
+                reports += [(start + step, report(f"v{v}", step, base + 5 * math.exp(-step / 300) + rng.normal(0, 0.1),
+                                                  kflops, seed)) for step in range(50, STEPS + 1, 50)]
+        ordered = [r for _, r in sorted(reports, key=lambda pair: (pair[0], pair[1].trial_id))]
+        fast, slow = FrontierRule(STEPS, margin=margin, window=3), _RevisitEveryone(STEPS, margin=margin, window=3)
+        fast_actions = [fast.on_report(r).action for r in ordered]
+        slow_actions = [slow.on_report(r).action for r in ordered]
+        assert fast_actions == slow_actions
+        assert set(fast.stopped) == set(slow.stopped) and fast.stopped
