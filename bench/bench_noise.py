@@ -86,7 +86,15 @@ ABLATIONS = {
     "new-nowarmup": {"warmup_steps": 0},
     "new-drop90": {"lr_drop_at": 0.9},
 }
-CONFIGS.update({name: replace(CONFIGS["new"], **change) for name, change in ABLATIONS.items()})
+# Candidates for a default that brings the narrow variants' break-through forward (--configs
+# new-lr2e-3,...; screened on the N = 8 variants with --variants 3: bench/README.md).
+CANDIDATES = {
+    "new-lr2e-3": {"lr": 2e-3},
+    "new-lr3e-3": {"lr": 3e-3},
+    "new-noclip": {"clip_grad": 0.0},
+    "new-batch16": {"batch_size": 16},
+}
+CONFIGS.update({name: replace(CONFIGS["new"], **change) for name, change in {**ABLATIONS, **CANDIDATES}.items()})
 WARMUP_SHARE = 0.05  # warmup_steps=-1 above: 5 % of the steps
 
 
