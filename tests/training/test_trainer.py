@@ -83,3 +83,34 @@ def test_checkpoint_errors_are_one_line(tmp_path):
     corrupt.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="not a readable checkpoint"):
         load_checkpoint(corrupt)
+
+
+def test_a_trial_after_another_in_the_same_process_trains_the_same_weights(images):
+    """Ray reuses a worker process for trial after trial (reuse_actors): what one trial leaves
+    behind (a FLOP count, held-out points, a real-bitstream evaluation, another seed and width)
+    must not change the next. A trains, B runs everything a trial runs, A trains again: bit for bit."""
+    from jobs.evaluate import evaluate
+    from jobs.heldout import HeldOutSet
+    from jobs.profile import decode_flops
+
+    held_out = HeldOutSet.from_images(images[:1], 64)
+
+    def trial(spec: dict, seed: int) -> dict:
+        torch.manual_seed(seed)
+        model = build(spec)
+        decode_flops(model)
+        settings = TrainSettings(steps=8, batch_size=2, crop=64, lr=1e-3, eval_every=4, seed=seed, warmup_steps=2)
+        trainer = Trainer(model, settings, RandomCrops(images, settings.crop, settings.batch_size, seed))
+        while trainer.step < settings.steps:
+            trainer.train_step()
+            if trainer.eval_due():
+                trainer.evaluate_held_out(held_out)
+        evaluate(model, images[:1], settings.lmbda)
+        return {name: value.clone() for name, value in model.state_dict().items()}
+
+    first = trial(TINY, 0)
+    trial({**TINY, "M": 24, "transform": {"type": "conv", "N": 12}}, 1)
+    again = trial(TINY, 0)
+    assert first.keys() == again.keys()
+    for name in first:
+        assert torch.equal(first[name], again[name]), name
