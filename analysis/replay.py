@@ -1,7 +1,7 @@
 """`rdc replay`: what each early-stopping policy would have done to a finished sweep.
 
 A sweep's held-out learning curves (eval/rd_loss by step, MLflow metric histories) are fed,
-report by report, through a policy of analysis/stopping.py, the same objects the sweep's
+report by report, through a policy of rdc/stopping.py or analysis/stopping.py, the same objects the sweep's
 Ray Tune schedulers drive. For each policy: which trials it stops and at which step, the
 training steps it spends, and the hypervolume of the final (rd_loss, decode kFLOPs) frontier
 of the variants it let finish, relative to the exhaustive sweep's (every trial finished).
@@ -27,21 +27,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.frontier import Hypervolume, frontier, hypervolume
-from analysis.stopping import (
-    DEFAULT_CURVE_MULTIPLE,
-    DEFAULT_RUNGS,
-    DEFAULT_WINDOW,
-    AshaRule,
-    Decision,
-    FinishChosen,
-    FrontierRule,
-    Margin,
-    MoAshaRule,
-    Report,
-    ScaledParetoRule,
-)
+from analysis.stopping import AshaRule, FinishChosen, MoAshaRule, ScaledParetoRule
 from rdc import names
 from rdc.errors import UserError
+from rdc.stopping import DEFAULT_CURVE_MULTIPLE, DEFAULT_RUNGS, DEFAULT_WINDOW, Decision, FrontierRule, Margin, Report
 
 OBJECTIVES = {names.RD_LOSS: "min", names.DECODE_KFLOPS_PER_PX: "min"}
 # The plan's decode kFLOPs/px of a run's variant (known before training), as the sweep would log

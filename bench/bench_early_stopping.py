@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_early_stopping.py --table T.csv --final F.csv --config new
     .venv/bin/python bench/bench_early_stopping.py --synthetic --quick   # no table needed
 
-Every policy of analysis/stopping.py is driven report by report (analysis/replay.py) over the
+Every policy of rdc/stopping.py and analysis/stopping.py is driven report by report (analysis/replay.py) over the
 held-out curves the noise bench recorded (bench/bench_noise.py: variant_id, seed, step,
 eval_rd_loss, decode_kflops_per_px): the frontier rule at several margins (fixed, and multiples
 of the table's noise: the pooled within-variant sd of the final RD loss over seeds), ASHA on
@@ -48,7 +48,8 @@ from analysis.replay import (  # noqa: E402
     replay,
     tpe_finish,
 )
-from analysis.stopping import AshaRule, FinishChosen, FrontierRule, Margin, MoAshaRule, ScaledParetoRule  # noqa: E402
+from analysis.stopping import AshaRule, FinishChosen, MoAshaRule, ScaledParetoRule  # noqa: E402
+from rdc.stopping import FrontierRule, Margin  # noqa: E402
 from rdc import names  # noqa: E402
 
 TABLE = REPO / "bench" / "noise_curves.csv"

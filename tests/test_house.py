@@ -34,14 +34,10 @@ FORBIDDEN = {
     "rdc": {"ray", "torch"},
 }
 # Known violations, each "importer -> imported" with why it is still there: left out of the tests
-# above and checked by an xfail of its own, which starts passing (and says so) once it is fixed.
-KNOWN_EDGES = {
-    "sweep.schedulers.frontier -> analysis.stopping":
-        "the frontier scheduler (issue 15) shares its stopping rule with `rdc replay` by importing analysis; "
-        "the rule belongs in a room both may import",
-    "sweep.schedulers.frontier_tune -> analysis.stopping":
-        "the frontier scheduler's Tune adapter (issue 15) imports the same rule from analysis",
-}
+# above; test_known_violations_are_still_there fails once one is fixed, so the entry goes too.
+# (The last two, the frontier scheduler importing analysis.stopping, went when the rule moved to
+# rdc/stopping.py.)
+KNOWN_EDGES: dict[str, str] = {}
 
 
 def _module_name(path: Path) -> str:
@@ -111,10 +107,9 @@ def test_rooms_keep_out_the_libraries_they_must_not_need(graph, room):
     assert [edge for edge in found if edge not in KNOWN_EDGES] == []
 
 
-@pytest.mark.parametrize("edge", [pytest.param(e, marks=pytest.mark.xfail(reason=why, strict=True))
-                                  for e, why in KNOWN_EDGES.items()])
-def test_known_violation_is_gone(graph, edge):
-    assert edge not in _edges(graph)
+def test_known_violations_are_still_there(graph):
+    fixed = [edge for edge in KNOWN_EDGES if edge not in _edges(graph)]
+    assert fixed == [], f"fixed, so take them out of KNOWN_EDGES: {fixed}"
 
 
 def test_no_module_imports_round_a_circle(graph):

@@ -1,4 +1,4 @@
-"""`scheduler=frontier`: stop a trial its cheaper rivals already beat (analysis.stopping.FrontierRule).
+"""`scheduler=frontier`: stop a trial its cheaper rivals already beat (rdc.stopping.FrontierRule).
 
 Decode FLOPs are exact and known from the plan before training, so at rungs (fractions of
 train.steps) a trial whose progress RD loss is worse, by more than a margin, than that of a
@@ -11,7 +11,7 @@ rule is in sweep/schedulers/frontier_tune.py (Ray is imported only when a sweep 
 
 from __future__ import annotations
 
-from analysis.stopping import DEFAULT_CURVE_MULTIPLE, DEFAULT_RUNGS, DEFAULT_WINDOW, FrontierRule, Margin
+from rdc.stopping import DEFAULT_CURVE_MULTIPLE, DEFAULT_RUNGS, DEFAULT_WINDOW, FrontierRule, Margin
 from rdc.errors import UserError
 from sweep.schedulers.base import SchedulerContext, TrialSchedulerFactory
 

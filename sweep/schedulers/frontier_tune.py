@@ -1,6 +1,6 @@
 """The Ray Tune TrialScheduler of `scheduler=frontier`: every progress report goes to a FrontierRule.
 
-The rule (analysis.stopping) decides; this class only translates Tune's results into the rule's
+The rule (rdc.stopping) decides; this class only translates Tune's results into the rule's
 reports and its decisions into Tune's CONTINUE/STOP, so replaying the sweep's logged curves in
 the order they were reported (`rdc replay`) stops the same trials. A stopped trial's decision
 (rung, step, dominating variants, margin) is kept for its run's names.TAG_STOP_DECISION tag.
@@ -12,7 +12,7 @@ import copy
 
 from ray.tune.schedulers import FIFOScheduler
 
-from analysis.stopping import STOP, Decision, FrontierRule, Report
+from rdc.stopping import STOP, Decision, FrontierRule, Report
 from rdc import names
 from sweep.trials import trial_of
 from sweep.variant import variant_of

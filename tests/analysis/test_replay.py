@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from analysis.replay import Curve, Suite, curves_from_mlflow, curves_from_table, main, replay, replay_all
-from analysis.stopping import AshaRule, FrontierRule, Margin
+from analysis.stopping import AshaRule
+from rdc.stopping import FrontierRule, Margin
 from rdc import names
 from rdc.errors import UserError
 
@@ -131,7 +132,7 @@ def test_a_variant_finished_at_one_lucky_seed_is_scored_on_every_seed(store):
     """A policy that finishes only seed 0 of each variant (the lowest RD loss of the three here)
     finds the whole frontier, and is credited with the frontier's hypervolume: exactly 1, never
     more (its own seed-0 figures would put its frontier beyond the exhaustive one)."""
-    from analysis.stopping import CONTINUE, STOP, Decision
+    from rdc.stopping import CONTINUE, STOP, Decision
 
     curves, max_steps, _ = curves_from_mlflow("replicates", store)
     lucky = {c.trial_id for c in curves if c.seed == 0}

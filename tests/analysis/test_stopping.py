@@ -8,19 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis.stopping import (
-    CONTINUE,
-    STOP,
-    AshaRule,
-    FinishChosen,
-    FrontierRule,
-    Margin,
-    MoAshaRule,
-    Report,
-    ScaledParetoRule,
-    asha_milestones,
-    epsilon_net_order,
-)
+from analysis.stopping import AshaRule, FinishChosen, MoAshaRule, ScaledParetoRule, asha_milestones, epsilon_net_order
+from rdc.stopping import CONTINUE, STOP, FrontierRule, Margin, Report
 
 STEPS = 1000  # rungs 0.1, 0.25, 0.5 -> steps 100, 250, 500
 
