@@ -95,7 +95,11 @@ def trial_results(runs: Path, sweep: str) -> dict[str, list[dict]]:
     """variant_id -> every result Tune recorded for that trial (result.json, one JSON per line)."""
     out = {}
     for path in (runs / "ray" / sweep).glob("*/result.json"):
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            continue  # gone since the glob: a search round's Tune folder is replaced by the next one's
+        lines = [line for line in text.splitlines() if line.strip()]
         results = []
         for line in lines:
             try:
