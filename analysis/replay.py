@@ -1,8 +1,8 @@
 """`rdc replay`: what each early-stopping policy would have done to a finished sweep.
 
 A sweep's held-out learning curves (eval/rd_loss by step, MLflow metric histories) are fed,
-report by report, through a policy of rdc/stopping.py or analysis/stopping.py, the same objects the sweep's
-Ray Tune schedulers drive. For each policy: which trials it stops and at which step, the
+report by report, through a policy of rdc/stopping.py or analysis/stopping.py, the same
+objects the sweep's Ray Tune schedulers drive. For each policy: which trials it stops and at which step, the
 training steps it spends, and the hypervolume of the final (rd_loss, decode kFLOPs) frontier
 of the variants it let finish, relative to the exhaustive sweep's (every trial finished).
 
@@ -263,8 +263,9 @@ def finals(curves: list[Curve]) -> pd.DataFrame:
     return frame.groupby("variant_id", as_index=False).mean()
 
 
-def exhaustive_hypervolume(curves: list[Curve]) -> tuple[Hypervolume, pd.DataFrame]:
-    every = finals(curves)
+def exhaustive_hypervolume(curves: list[Curve], every: pd.DataFrame | None = None) -> tuple[Hypervolume, pd.DataFrame]:
+    """Hypervolume and frontier of every variant finished (`every`: finals(curves), if already built)."""
+    every = finals(curves) if every is None else every
     return hypervolume(every, OBJECTIVES), frontier(every, OBJECTIVES)
 
 
@@ -284,7 +285,7 @@ def score(outcome: Outcome, curves: list[Curve], max_steps: int) -> None:
                              "failed): the exhaustive frontier is unknown, so no hypervolume is compared")
         return
     every = finals(curves)
-    reference, front = hypervolume(every, OBJECTIVES), frontier(every, OBJECTIVES)
+    reference, front = exhaustive_hypervolume(curves, every)
     kept = kept_finals(every, outcome.finished_variants)
     value = hypervolume(kept, OBJECTIVES, bounds=reference.bounds).value if len(kept) else 0.0
     outcome.hypervolume = value

@@ -94,3 +94,31 @@ def test_figures_are_png_at_300_dpi_and_svg(tmp_path, known_store):
     assert drawn.svg == tmp_path / "f.svg" and re.search(r"<text[^>]*>", drawn.svg.read_text())
     # Labelled frontier rows as text in the vector file.
     assert all(f">{letter}<" in drawn.svg.read_text() for letter in "ABCD")
+
+
+def test_an_empty_replay_table_draws_a_figure_that_says_why_without_a_legend(tmp_path):
+    """Every trial unfinished: no hypervolume to plot. The figure says so, and matplotlib is not
+    asked for a legend of nothing (it warns: 'No artists with labels found')."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    table = pd.DataFrame({"policy": ["frontier"], "steps_fraction": [0.4], "hypervolume_kept": [None]})
+    texts = []
+    real_savefig = plt.Figure.savefig
+
+    def keep_texts(fig, *args, **kwargs):
+        texts.extend(t.get_text() for ax in fig.axes for t in ax.texts)
+        assert all(ax.get_legend() is None for ax in fig.axes)
+        return real_savefig(fig, *args, **kwargs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plt.Figure.savefig = keep_texts
+        try:
+            figures.hypervolume_vs_steps(table, tmp_path / "hv.png", title="t")
+        finally:
+            plt.Figure.savefig = real_savefig
+    assert any("no hypervolume to compare" in t for t in texts)
+    assert (tmp_path / "hv.png").is_file()
