@@ -42,6 +42,12 @@ GAIN = 40.0
 def measure(name: str, image: torch.Tensor) -> dict:
     torch.manual_seed(SEED)
     model = build(preset(name)).eval()
+    counts = {"params": params(model), "decode_kmacs_per_px": round(decode_kmacs(model), 4)}
+    # Coded in float64: float32 symbols of the amplified latent depend on the CPU's kernels (a
+    # SwinT preset's hash differed between AVX2 and AVX-512 machines); float64 gives the same
+    # streams with AVX-512, AVX2 and no SIMD at all (ATEN_CPU_CAPABILITY), checked when written.
+    model = model.double()
+    image = image.double()
     model.update(force=True)
     with torch.no_grad():
         (data,) = model.compress(image)
@@ -59,8 +65,7 @@ def measure(name: str, image: torch.Tensor) -> dict:
         **{f"{s}_bytes": len(b) for s, b in zip(stream_names, streams)},
         **{f"amplified_{s}_sha256": hashlib.sha256(b[0]).hexdigest() for s, b in zip(stream_names, amplified["streams"])},
         **{f"amplified_{s}_bytes": len(b[0]) for s, b in zip(stream_names, amplified["streams"])},
-        "params": params(model),
-        "decode_kmacs_per_px": round(decode_kmacs(model), 4),
+        **counts,
     }
 
 
