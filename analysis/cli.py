@@ -11,19 +11,8 @@ import json
 import sys
 
 from analysis.printing import FORMATS
+from rdc.arguments import ArgumentParser
 from rdc.errors import UserError
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument is the one-line UserError every rdc command uses."""
-
-    def error(self, message: str):
-        if message.startswith("the following arguments are required: "):
-            raise UserError(message.split(": ", 1)[1].split(",")[0], reason="required")
-        if message.startswith("argument "):
-            key, _, reason = message[len("argument "):].partition(": ")
-            raise UserError(key.split("/")[0], reason=reason)
-        raise UserError(self.prog, reason=message)
 
 
 def _hv_bounds(items: list[str]) -> dict | None:
@@ -44,7 +33,7 @@ def _hv_bounds(items: list[str]) -> dict | None:
 def frontier_main(argv: list[str] | None = None) -> int:
     from analysis.query import DEFAULT_X, DEFAULT_Y
 
-    parser = _Parser(prog="rdc frontier", description="The rate-distortion-computation frontier of an experiment: "
+    parser = ArgumentParser(prog="rdc frontier", description="The rate-distortion-computation frontier of an experiment: "
                      "the runs no other run beats on every objective.")
     parser.add_argument("--experiment", required=True, help="MLflow experiment (the sweep's name)")
     parser.add_argument("--tracking-uri", default=None,
@@ -177,7 +166,7 @@ def _replicates(args: argparse.Namespace) -> int:
 
 
 def report_main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="rdc report", description="The study's figures and one self-contained HTML page "
+    parser = ArgumentParser(prog="rdc report", description="The study's figures and one self-contained HTML page "
                      "(frontier table, rate savings, FLOPs vs runtime) for an experiment.")
     parser.add_argument("--experiment", required=True, help="MLflow experiment (the sweep's name)")
     parser.add_argument("--out", required=True, help="folder for report.html and the figures (PNG and SVG)")

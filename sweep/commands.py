@@ -14,13 +14,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rdc.arguments import ArgumentParser
 from rdc.errors import UserError
 
 INTERRUPTED = 130  # the shell's code for a command stopped by Ctrl-C
 
 
 def parse_args(argv: list[str], prog: str, description: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = ArgumentParser(prog=prog, description=description)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. search_space=paper train.steps=50")
     parser.add_argument("--cfg", choices=["job"], help="print the composed config and exit")
     parser.add_argument("--config-dir", help="an extra folder of config groups (e.g. your search_space/*.yaml)")

@@ -24,6 +24,7 @@ from typing import Callable, Iterable
 
 from jobs.profile import REFERENCE_HEIGHT, REFERENCE_WIDTH
 from rdc import names
+from rdc.arguments import ArgumentParser
 from rdc.errors import UserError
 from sweep.cost_bound import TRAIN_MEMORY_COLUMN, BoundedCosts, check_cost_bound, memory_limit, training_memory
 from sweep.costs import (COST_COLUMNS, CostModel, PartError, cost_model, measured_costs, part_key, with_progress,
@@ -129,7 +130,7 @@ def mismatches(fast: dict, slow: dict) -> dict[str, tuple]:
 
 # -- command line ----------------------------------------------------------------------------
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="rdc plan",
         description="Expand a search space as `rdc sweep` would and cost every variant without training: "
                     "params, decode and encode kFLOPs/px and kMACs/px.")

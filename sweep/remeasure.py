@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from rdc import names
+from rdc.arguments import ArgumentParser
 from rdc.errors import UserError
 from sweep.tracking import DEFAULT_TRACKING_URI, FinishedRun, StaleAttempt, client as _client, search_all, with_retries
 PROFILE_CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "profile"
@@ -159,7 +160,7 @@ def _non_negative(text: str) -> int:
 
 
 def profile_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="rdc profile",
         description="Add this device's runtimes (decode with and without entropy coding, encode) to every "
                     "FINISHED run of an experiment. Runs that already have them are left as they are.")
@@ -305,7 +306,7 @@ def _suspect_tags(run, runtime) -> dict[str, str]:
 
 # -- rdc eval ----------------------------------------------------------------------------------
 def eval_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="rdc eval",
         description="Evaluate one run's final model on a folder of images with real bitstreams: bpp from bytes, "
                     "PSNR and MS-SSIM on 8-bit RGB, per image and averaged per image.")

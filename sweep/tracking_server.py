@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from rdc.arguments import ArgumentParser
 from rdc.errors import UserError
 
 DEFAULT_PORT = 5000
@@ -67,7 +68,7 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m sweep.tracking_server",
+    parser = ArgumentParser(prog="python -m sweep.tracking_server",
                                      description="Run the MLflow tracking server sweeps log to with tracking=server.")
     parser.add_argument("--runs", default="runs", help="folder of the sqlite store and the artifacts (default: runs)")
     parser.add_argument("--host", default="127.0.0.1",
