@@ -219,3 +219,59 @@ def test_a_learning_curve_table_replays_like_the_store():
     assert frontier["hypervolume_kept"].tolist() == pytest.approx([1.0] * 7)
     with pytest.raises(ValueError, match="lacks columns"):
         curves_from_table(pd.DataFrame({"variant_id": ["a"]}))
+
+
+def _finals(points: dict[str, tuple[float, float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"variant_id": v, names.RD_LOSS: loss, names.DECODE_KFLOPS_PER_PX: cost}
+                         for v, (loss, cost) in points.items()])
+
+
+def test_the_hindsight_floor_finishes_the_fewest_variants_that_keep_the_share():
+    from analysis.replay import fewest_keeping
+
+    # a and d span the frontier; b barely bends it (2.6 % of the hypervolume), c is dominated.
+    points = {"a": (1.0, 10.0), "b": (0.99, 12.0), "c": (1.2, 15.0), "d": (0.5, 40.0)}
+    assert sorted(fewest_keeping(_finals(points), 0.9)) == ["a", "d"]
+    assert sorted(fewest_keeping(_finals(points), 1.0)) == ["a", "b", "d"]
+    assert fewest_keeping(_finals({"only": (1.0, 1.0)}), 0.95) == ["only"]
+    # One variant best on both: it alone keeps everything.
+    assert fewest_keeping(_finals({**points, "e": (0.4, 5.0)}), 1.0) == ["e"]
+
+
+def test_the_hindsight_floor_is_the_best_of_every_subset_on_random_fronts():
+    """The programme against its definition: the smallest subset, among all of them, whose
+    hypervolume (analysis.frontier, the exhaustive bounds) reaches the share."""
+    import itertools
+
+    import numpy as np
+
+    from analysis.frontier import hypervolume
+    from analysis.replay import OBJECTIVES, fewest_keeping
+
+    rng = np.random.default_rng(7)
+    for trial in range(30):
+        n = int(rng.integers(3, 10))
+        cost = np.exp(rng.uniform(0, 3, n))
+        loss = 5 - np.log(cost) + rng.normal(0, 0.4, n)
+        every = _finals({f"v{i}": (float(loss[i]), float(cost[i])) for i in range(n)})
+        whole = hypervolume(every, OBJECTIVES)
+        keep = float(rng.choice([0.8, 0.9, 0.95, 0.99, 1.0]))
+        chosen = fewest_keeping(every, keep)
+        kept = hypervolume(every[every["variant_id"].isin(chosen)], OBJECTIVES, bounds=whole.bounds).value
+        assert kept >= keep * whole.value * (1 - 1e-9), trial
+        smaller = [subset for subset in itertools.combinations(every["variant_id"], len(chosen) - 1)
+                   if subset and hypervolume(every[every["variant_id"].isin(subset)], OBJECTIVES,
+                                             bounds=whole.bounds).value >= keep * whole.value * (1 - 1e-9)]
+        assert smaller == [], (trial, chosen, smaller)
+
+
+def test_replay_all_ends_with_the_hindsight_floor_when_the_frontier_is_known(store):
+    curves, max_steps, _ = curves_from_mlflow("side-by-side", store)
+    table, _ = replay_all(curves, max_steps, suite=Suite(draws=4))
+    (floor,) = table[table["policy"] == "oracle"].itertuples()
+    # The frontier is c, a, d; c (cheapest, but barely better than a's cost) adds 1.7 % of the
+    # hypervolume, so a and d keep 0.983 of it: finished, b and c stopped at the first rung.
+    assert floor.hypervolume_kept == pytest.approx(0.808 / 0.822, abs=2e-3) and floor.lost_frontier_variants == "c"
+    assert floor.steps_fraction == pytest.approx((2 * STEPS + 2 * 10) / 400) and "finish the 2 variants" in floor.setting
+    killed, steps, _ = curves_from_mlflow("one-killed", store)
+    assert "oracle" not in set(replay_all(killed, steps, suite=Suite(draws=4))[0]["policy"])
