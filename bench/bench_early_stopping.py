@@ -161,6 +161,23 @@ def sweep_rows(curves: list[Curve], max_steps: int, noise: float | None, order: 
     return rows
 
 
+def rung_rank_agreement(curves: list[Curve], max_steps: int, rungs: tuple[float, ...]) -> list[tuple[float, float]]:
+    """Per rung: Spearman's rho between the variants' held-out loss at the rung (the last
+    evaluation at or before it) and their final RD loss, within each seed, averaged over seeds.
+    What any rule judging at that rung can know: at rho near 0 the rung cannot tell who ends best."""
+    out = []
+    for rung in rungs:
+        limit, per_seed = rung * max_steps, []
+        for seed in sorted({c.seed for c in curves}, key=str):
+            rows = [(c.rd_loss[max(i for i, s in enumerate(c.steps) if s <= limit)], c.final_rd_loss)
+                    for c in curves if c.seed == seed and c.final_rd_loss is not None and c.steps and c.steps[0] <= limit]
+            if len(rows) > 2:
+                at, final = pd.Series([r[0] for r in rows]), pd.Series([r[1] for r in rows])
+                per_seed.append(at.rank().corr(final.rank()))
+        out.append((rung, float(np.mean(per_seed)) if per_seed else float("nan")))
+    return out
+
+
 def average(runs: list[list[dict]]) -> pd.DataFrame:
     """Rows of several sweeps (one per seed) averaged setting by setting."""
     frames = [pd.DataFrame(r) for r in runs]
@@ -316,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     for policy in ("random", "optuna-tpe"):
         rows = frame[frame["policy"] == policy]
         print(f"{policy} by k: " + ", ".join(f"{r.steps_fraction:.2f}->{r.hypervolume_kept:.3f}" for r in rows.itertuples()))
+    print("\nhow well a rung's values rank the final RD loss (Spearman over variants, mean over seeds): "
+          + ", ".join(f"{rung:g} {rho:.2f}" for rung, rho in rung_rank_agreement(curves, max_steps, RUNGS)))
     print()
     for line in verdict(frame):
         print(line)
