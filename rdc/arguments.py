@@ -36,6 +36,21 @@ class ArgumentParser(argparse.ArgumentParser):
             raise UserError(key.split("/")[0], reason=reason)
         raise UserError("arguments", reason=message, allowed=self._allowed())
 
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, rest = super().parse_known_args(args, namespace)
+        # An empty value (`--tracking-uri "$URI"` with URI unset) would read as "not given" and
+        # quietly take the default store, folder or name: refused like any other bad value.
+        for action in self._actions:
+            value = getattr(parsed, action.dest, None)
+            values = value if isinstance(value, list) else [value]
+            blank = next((v for v in values if isinstance(v, str) and not v.strip()), None)
+            if blank is not None:
+                key = action.option_strings[-1] if action.option_strings else str(action.metavar or action.dest).upper()
+                optional = action.option_strings and not action.required
+                raise UserError(key, blank, reason="empty",
+                                allowed="a value" + (", or leave the argument out for its default" if optional else ""))
+        return parsed, rest
+
     def exit(self, status: int = 0, message: str | None = None):
         if message:
             sys.stderr.write(message)

@@ -66,11 +66,13 @@ def sweep_settings(cfg: dict) -> dict:
     from sweep.space import SPACE_NAME
     from sweep.trainable import FAULT_ENV, NonFiniteFault
 
-    sweep_name = cfg["sweep_name"] or cfg["search_space"]["name"]
+    # Only an absent name means the space's: `sweep_name=` (an unset shell variable) is refused,
+    # not turned into the space's name, which would write into another sweep's experiment.
+    sweep_name = cfg["search_space"]["name"] if cfg["sweep_name"] is None else cfg["sweep_name"]
     if not isinstance(sweep_name, str) or not SPACE_NAME.fullmatch(sweep_name):
         raise UserError("sweep_name", sweep_name,
                         allowed="letters, digits, '.', '_' and '-' (a folder and MLflow experiment name), "
-                                "at most 100, not starting with '.', '_' or '-'")
+                                "at most 100, not starting with '.', '_' or '-'; leave it out for the space's name")
     settings = {k: v for k, v in cfg.items() if k != "search_space"}
     settings["sweep_name"] = sweep_name
     settings["experiment"] = sweep_name

@@ -166,6 +166,7 @@ def load_config(overrides: list[str], config_dir: str | None = None) -> dict:
     except OmegaConfBaseException as err:
         raise _user_error(err, overrides, config_dir) from None
     plain.pop("hydra", None)
+    _check_not_empty(plain)  # before paths are made absolute: '' would become the working directory
     _absolutise(plain)
     _check_values(plain)
     return plain
@@ -253,6 +254,20 @@ def _check_finite(node, path: str = "") -> None:
             _check_finite(value, f"{path}[{index}]")
 
 
+def _check_not_empty(node, path: str = "") -> None:
+    """No empty string anywhere: `runs_dir=$RUNS` with RUNS unset put the store at /mlflow.db, and
+    an empty folder, name or address read as "not set" and silently took the default. No default
+    is an empty string; a key left out (null) still takes its default."""
+    if isinstance(node, str) and not node.strip():
+        raise UserError(path, node, reason="empty", allowed="a value, or leave the key out for its default")
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _check_not_empty(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _check_not_empty(value, f"{path}[{index}]")
+
+
 def _check_known_keys(cfg: dict) -> None:
     # `+key=value` can add keys the schema does not have; refuse them like unknown overrides.
     root = {f.name: f for f in dataclasses.fields(RootConfig)}
@@ -294,7 +309,8 @@ def _user_error(err: Exception, overrides: list[str], config_dir: str | None = N
         key = full.group(1) if full else key_error.group(1)
         return UserError(key, _override_value(key, overrides), reason="unknown key", allowed=_allowed_keys(key))
     merging = re.search(r"Error merging override (\S+?)=(\S*)", text)
-    conversion = re.search(r"Value '([^']*)' (?:of type '\w+' )?could not be converted to (\w+)", text + " " + cause_text)
+    conversion = re.search(r"Value '(.*?)' (?:of type '\w+' )?could not be converted to (\w+)", text + " " + cause_text)
+    wrong_shape = _wrong_shape(text + " " + cause_text)
     invalid_enum = re.search(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]", text + " " + cause_text)
     if merging:
         key, value = merging.groups()
@@ -302,6 +318,8 @@ def _user_error(err: Exception, overrides: list[str], config_dir: str | None = N
             return UserError(key, invalid_enum.group(1), allowed=invalid_enum.group(2).replace("'", ""))
         if conversion:
             return UserError(key, conversion.group(1), allowed=f"a value of type {conversion.group(2).lower()}")
+        if wrong_shape:
+            return UserError(key, value, allowed=wrong_shape)
         return UserError(key, value, reason=cause_text or text)
     if conversion or invalid_enum:
         full = re.search(r"full_key: (\S+)", text + " " + cause_text)
@@ -319,6 +337,23 @@ def _user_error(err: Exception, overrides: list[str], config_dir: str | None = N
         return UserError("override", parse.group(1), reason="not key=value",
                          allowed="key=value, group=option, +key=value")
     return UserError("config", None, reason=text.split(". ")[0][:300])
+
+
+def _wrong_shape(message: str) -> str | None:
+    """What is allowed, for OmegaConf's refusals of a value of the wrong shape (its own words
+    name classes and reference types, not what to write)."""
+    if re.search(r"is not a ListConfig, list or tuple|Cannot merge DictConfig with ListConfig", message):
+        return "a list, e.g. [0, 1, 2]"
+    if re.search(r"Cannot merge ListConfig with DictConfig|is not a DictConfig|Cannot assign \w+ to DictConfig", message):
+        return "a mapping, e.g. {key: value}"
+    enum = re.search(r"is not a valid input for <enum '(\w+)'>", message)
+    if enum and isinstance(globals().get(enum.group(1)), type):
+        return ", ".join(member.name.lower() for member in globals()[enum.group(1)])
+    if re.search(r"Cannot convert '\w+' to string", message):
+        return "a string"
+    if re.search(r"is not Optional", message):
+        return "a value (this key cannot be null)"
+    return None
 
 
 def _override_value(key: str, overrides: list[str]):

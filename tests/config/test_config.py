@@ -68,6 +68,15 @@ def test_extra_config_dir_adds_search_spaces(tmp_path):
         ("train=nope", "train", "demo"),
         ("search_space=nan", "search_space", "demo"),
         ("train.steps", "override", "key=value"),
+        # A value of the wrong shape: what to write, not OmegaConf's class names.
+        ("train.seeds=abc", "train.seeds", "a list, e.g. [0, 1, 2]"),
+        ("train.seeds={a:1}", "train.seeds", "a list"),
+        ("train.lmbdas=0.01", "train.lmbdas", "a list"),
+        ("train.steps={a:1}", "train.steps", "a value of type integer"),
+        ("tracking.uri=[1]", "tracking.uri", "a string"),
+        ("train.steps=null", "train.steps", "cannot be null"),
+        ("runs_dir=null", "runs_dir", "cannot be null"),
+        ("cluster.mode=[a]", "cluster.mode", "local, ray"),
     ],
 )
 def test_bad_overrides_are_one_line_naming_the_key(override, key, allowed):
@@ -96,3 +105,15 @@ def test_an_unknown_space_lists_the_users_spaces_too(tmp_path):
         load_config(["search_space=nope"], str(tmp_path))
     assert err.value.key == "search_space" and err.value.value == "nope"
     assert {"my_space", "demo", "paper"} <= set(err.value.allowed.split(", "))
+
+
+@pytest.mark.parametrize("key", ["runs_dir", "sweep_name", "data.eval_dir", "data.train_dir", "cluster.storage_path",
+                                 "cluster.address", "tracking.uri", "search_space.name"])
+def test_an_empty_value_is_refused_not_taken_as_the_default(key, tmp_path, monkeypatch):
+    """`runs_dir=$RUNS` with RUNS unset put the store at /mlflow.db; an empty folder or name read as
+    "not set". Refused before any path is made absolute."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as info:
+        load_config([f"{key}="])
+    assert str(info.value) == f"{key}='': empty: allowed: a value, or leave the key out for its default"
+    assert list(tmp_path.iterdir()) == []

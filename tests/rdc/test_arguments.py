@@ -42,6 +42,17 @@ def test_a_refused_argument_is_a_user_error_naming_it(argv, line):
     assert str(refused.value) == line
 
 
+@pytest.mark.parametrize("argv, line", [
+    (["--experiment", "", "--images", "i"], "--experiment='': empty: allowed: a value"),
+    (["--experiment", "a", "--images", "i", "--x", " "], "--x=' ': empty: allowed: a value, or leave the argument out for its default"),
+])
+def test_an_empty_value_is_refused_not_taken_as_the_default(argv, line):
+    # `--tracking-uri "$URI"` with URI unset would otherwise read the default store.
+    with pytest.raises(UserError) as refused:
+        parser().parse_args(argv)
+    assert str(refused.value) == line
+
+
 def test_help_still_prints_in_full(capsys):
     with pytest.raises(SystemExit) as caught:
         parser().parse_args(["--help"])
