@@ -241,31 +241,33 @@ def _check_values(cfg: dict) -> None:
         raise UserError("search_space", None, allowed=", ".join(available("search_space")))
 
 
-def _check_finite(node, path: str = "") -> None:
-    """No inf or NaN anywhere: every comparison with NaN is False, so a NaN passes every
-    bound check written as `if value < minimum`, and inf passes `> 0`."""
-    if isinstance(node, float) and not math.isfinite(node):
-        raise UserError(path, node, allowed="a finite number")
+def _leaves(node, path: str = ""):
+    """(key path, value) of every scalar in a plain config, e.g. ('train.lmbdas[1]', 0.01)."""
     if isinstance(node, dict):
         for key, value in node.items():
-            _check_finite(value, f"{path}.{key}" if path else str(key))
+            yield from _leaves(value, f"{path}.{key}" if path else str(key))
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            _check_finite(value, f"{path}[{index}]")
+            yield from _leaves(value, f"{path}[{index}]")
+    else:
+        yield path, node
 
 
-def _check_not_empty(node, path: str = "") -> None:
+def _check_finite(cfg: dict) -> None:
+    """No inf or NaN anywhere: every comparison with NaN is False, so a NaN passes every
+    bound check written as `if value < minimum`, and inf passes `> 0`."""
+    for path, value in _leaves(cfg):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(path, value, allowed="a finite number")
+
+
+def _check_not_empty(cfg: dict) -> None:
     """No empty string anywhere: `runs_dir=$RUNS` with RUNS unset put the store at /mlflow.db, and
     an empty folder, name or address read as "not set" and silently took the default. No default
     is an empty string; a key left out (null) still takes its default."""
-    if isinstance(node, str) and not node.strip():
-        raise UserError(path, node, reason="empty", allowed="a value, or leave the key out for its default")
-    if isinstance(node, dict):
-        for key, value in node.items():
-            _check_not_empty(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            _check_not_empty(value, f"{path}[{index}]")
+    for path, value in _leaves(cfg):
+        if isinstance(value, str) and not value.strip():
+            raise UserError(path, value, reason="empty", allowed="a value, or leave the key out for its default")
 
 
 def _check_known_keys(cfg: dict) -> None:
