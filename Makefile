@@ -53,7 +53,7 @@ test-deps: $(STAMP)
 # Three test files at a time (pytest-xdist, whole files per worker so a module's fixtures, its
 # Ray instance among them, are built once): most of the suite waits on processes, Ray and
 # stores rather than computing (one core busy on average with one worker, on two cores).
-# About 22 minutes here; xdist's own order (files with most tests first) beat keeping the
+# 12-14 minutes on this box's AVX-512 VMs (21-25 on the older ones); xdist's own order (files with most tests first) beat keeping the
 # slow files first (--no-loadscope-reorder: 23 min 8 s), which ran every Ray-heavy file at once.
 TEST_WORKERS ?= 3
 
