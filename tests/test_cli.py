@@ -38,3 +38,25 @@ def test_help_does_not_import_heavy_packages():
     code = "import sys; from rdc.cli import main; main(['--help']); print(sorted(m for m in ('torch','ray','mlflow','compressai') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_a_damaged_checkpoint_is_one_line_even_after_compressai_is_imported(tmp_path):
+    """rdc import loads compressai before anything else of ours: torch's deprecation warning
+    about compressai's jit scripting must not put lines before the error line."""
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (64, 64), (120, 80, 40)).save(images / "flat.png")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    store = tmp_path / "store"
+    proc = subprocess.run(
+        [sys.executable, "-m", "rdc.cli", "import", "--experiment", "refs", "--checkpoint", str(tmp_path / "empty.pt"),
+         "--arch", "ScaleHyperprior", "--lmbda", "0.01", "--images", str(images),
+         "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"rdc import: error: --checkpoint='{tmp_path / 'empty.pt'}': not a readable torch checkpoint (EOFError)"]
+    assert not store.exists()
