@@ -142,14 +142,27 @@ def hypervolume(frame: pd.DataFrame, objectives: dict[str, str], *, bounds: dict
         worst = np.array([bounds[c][1] for c in columns], dtype=float) * signs
         if np.any(worst <= best):
             raise ValueError("hypervolume bounds: each worst value must be worse than its best value")
-    span = np.where(worst > best, worst - best, 1.0)  # an objective nobody varies adds no spread
-    normalised = (values - best) / span
+    normalised = _scaled(values, best, worst)
     inside = normalised[np.all(normalised < reference, axis=1)]
     front = inside[nondominated_ranks(inside) == 1] if len(inside) else inside
     front = np.unique(front, axis=0)
     value = _volume(front, np.full(len(columns), reference))
     raw_bounds = {c: (float(best[i] * signs[i]), float(worst[i] * signs[i])) for i, c in enumerate(columns)}
     return Hypervolume(float(value), dict(objectives), raw_bounds, reference, len(front))
+
+
+def normalised(frame: pd.DataFrame, objectives: dict[str, str], bounds: dict) -> np.ndarray:
+    """The rows' objectives on hypervolume()'s axes: minimised, 0 = best and 1 = worst of `bounds`
+    (a Hypervolume's raw bounds), so a point's box reaches to the reference point on each axis."""
+    signs = np.array([1.0 if objectives[c] == "min" else -1.0 for c in objectives])
+    best = np.array([bounds[c][0] for c in objectives], dtype=float) * signs
+    worst = np.array([bounds[c][1] for c in objectives], dtype=float) * signs
+    return _scaled(minimisation_matrix(frame, objectives), best, worst)
+
+
+def _scaled(values: np.ndarray, best: np.ndarray, worst: np.ndarray) -> np.ndarray:
+    span = np.where(worst > best, worst - best, 1.0)  # an objective nobody varies adds no spread
+    return (values - best) / span
 
 
 def _volume(points: np.ndarray, reference: np.ndarray) -> float:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from analysis.frontier import Hypervolume, frontier, hypervolume
+from analysis.frontier import Hypervolume, frontier, hypervolume, normalised
 from analysis.stopping import AshaRule, FinishChosen, MoAshaRule, ScaledParetoRule
 from rdc import names
 from rdc.errors import UserError
@@ -304,12 +304,8 @@ def fewest_keeping(every: pd.DataFrame, keep: float) -> list[str] | None:
     reference = hypervolume(every, OBJECTIVES)
     if not reference.value > 0:
         return None
-    loss, cost = (names.RD_LOSS, names.DECODE_KFLOPS_PER_PX)
-    front = frontier(every, OBJECTIVES).drop_duplicates([loss, cost])
-    # Normalised as hypervolume() does: 0 best, 1 worst, the reference point at REFERENCE_POINT.
-    unit = {c: (reference.bounds[c][0], max(reference.bounds[c][1] - reference.bounds[c][0], 1e-300)) for c in (loss, cost)}
-    x = ((front[cost] - unit[cost][0]) / unit[cost][1]).to_numpy(float)
-    y = ((front[loss] - unit[loss][0]) / unit[loss][1]).to_numpy(float)
+    front = frontier(every, OBJECTIVES).drop_duplicates(list(OBJECTIVES))
+    y, x = normalised(front, OBJECTIVES, reference.bounds).T  # hypervolume()'s axes: RD loss, decode cost
     inside = (x < reference.reference) & (y < reference.reference)
     order = np.argsort(x[inside], kind="stable")
     ids = front["variant_id"].to_numpy()[inside][order]
@@ -340,7 +336,7 @@ def fewest_keeping(every: pd.DataFrame, keep: float) -> list[str] | None:
 
 
 def hindsight_floor(curves: list[Curve], max_steps: int, *, keep: float, stop_fraction: float,
-                    order: str = "parallel", concurrency: int | None = None) -> Outcome | None:
+                    order: str = "parallel", concurrency: int | None = None, setting: str | None = None) -> Outcome | None:
     """Finish the fewest variants that keep `keep` of the exhaustive hypervolume, stop every other
     at `stop_fraction`: no policy whose earliest stop is there spends fewer steps for `keep`.
     None when the exhaustive frontier is unknown (a trial did not finish) or has no hypervolume."""
@@ -351,8 +347,9 @@ def hindsight_floor(curves: list[Curve], max_steps: int, *, keep: float, stop_fr
         return None
     policy = FinishChosen(set(chosen), first_rung_step(max_steps, stop_fraction), name="oracle")
     return replay(curves, policy, max_steps, order=order, concurrency=concurrency,
-                  setting=f"in hindsight: finish the {len(chosen)} variants that keep {keep:g} of the hypervolume "
-                          f"with the fewest, stop the rest at {stop_fraction:g} (no policy stopping there spends less)")
+                  setting=setting or f"in hindsight: finish the {len(chosen)} variants that keep {keep:g} of the "
+                                     f"hypervolume with the fewest, stop the rest at {stop_fraction:g} (no policy "
+                                     "stopping there spends less)")
 
 
 # --- Baselines that choose instead of stopping -----------------------------------------------

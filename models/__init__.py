@@ -6,11 +6,9 @@ reference specs (Balle, Minnen, ELIC, ms2020 CHARM, SwinT-ChARM, the study's mod
 (e.g. `models.errors`) does not import torch.
 """
 
-import warnings
+from rdc.quiet import silence_compressai_jit_warning
 
-# compressai's import scripts functions with torch.jit.script, deprecated in torch 2.14; the
-# warning says nothing about our code and would greet every command.
-warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*is deprecated", category=FutureWarning)
+silence_compressai_jit_warning()
 
 __all__ = ["build", "parse_spec", "ModelSpec", "SpecError"]
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import importlib
 import sys
-import warnings
 
-# compressai scripts functions with torch.jit.script, deprecated in torch 2.14: a warning about
-# neither our code nor the user's input, which would put two lines before a command's one error
-# line (models/ filters it too, but a command may import compressai first).
-warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*is deprecated", category=FutureWarning)
+from rdc.quiet import silence_compressai_jit_warning
+
+silence_compressai_jit_warning()  # a command may import compressai before models/
 
 COMMANDS = {
     "sweep": ("sweep.commands", "main", "train one trial per variant of a search space (Ray Tune -> MLflow)"),

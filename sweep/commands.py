@@ -66,8 +66,7 @@ def sweep_settings(cfg: dict) -> dict:
     from sweep.space import SPACE_NAME
     from sweep.trainable import FAULT_ENV, NonFiniteFault
 
-    # Only an absent name means the space's: `sweep_name=` (an unset shell variable) is refused,
-    # not turned into the space's name, which would write into another sweep's experiment.
+    # Only an absent name means the space's (an empty one is refused with every empty value).
     sweep_name = cfg["search_space"]["name"] if cfg["sweep_name"] is None else cfg["sweep_name"]
     if not isinstance(sweep_name, str) or not SPACE_NAME.fullmatch(sweep_name):
         raise UserError("sweep_name", sweep_name,

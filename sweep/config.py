@@ -349,8 +349,8 @@ def _wrong_shape(message: str) -> str | None:
     if re.search(r"Cannot merge ListConfig with DictConfig|is not a DictConfig|Cannot assign \w+ to DictConfig", message):
         return "a mapping, e.g. {key: value}"
     enum = re.search(r"is not a valid input for <enum '(\w+)'>", message)
-    if enum and isinstance(globals().get(enum.group(1)), type):
-        return ", ".join(member.name.lower() for member in globals()[enum.group(1)])
+    if enum and enum.group(1) == ClusterMode.__name__:  # the schema's one enum
+        return ", ".join(member.value for member in ClusterMode)
     if re.search(r"Cannot convert '\w+' to string", message):
         return "a string"
     if re.search(r"is not Optional", message):

@@ -107,3 +107,24 @@ def test_golden_file_covers_exactly_the_presets():
     if REGENERATE:
         pytest.skip("regenerating")
     assert sorted(json.loads(GOLDEN.read_text())) == sorted(PRESETS)
+
+
+def test_the_golden_streams_do_not_depend_on_the_cpus_vector_kernels(kodak_dir, golden):
+    """CI machines differ (AVX2, AVX-512): the SwinT preset, the one whose float32 streams moved
+    with the kernels, measured with torch's plain (no-SIMD) kernels in a fresh process, as
+    ATEN_CPU_CAPABILITY must be set before torch loads, gives the golden streams too."""
+    import subprocess
+    import sys
+
+    if REGENERATE:
+        pytest.skip("regenerating")
+    name = "zhu2022-swint-charm"
+    code = ("import json, sys; from pathlib import Path; "
+            "from tests.models.test_golden_bitstreams import CROP, measure; from tests.models.conftest import load_rgb; "
+            f"image = load_rgb(Path(sys.argv[1]))[:, :, CROP[0], CROP[1]].contiguous(); "
+            f"print(json.dumps(measure({name!r}, image)))")
+    proc = subprocess.run([sys.executable, "-c", code, str(kodak_dir / "kodim01.png")], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).resolve().parents[2],
+                          env={**os.environ, "ATEN_CPU_CAPABILITY": "default"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == golden[name]
