@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Collection, Sequence
 
 import torch
 
@@ -92,10 +92,11 @@ class HeldOutSet:
         }
 
 
-def eval_due(step: int, eval_every: int, steps: int) -> bool:
-    """Whether the curve has a point after training step `step` (1-based): every eval_every steps
-    and at the last step; never when eval_every is 0."""
-    return eval_every > 0 and (step % eval_every == 0 or step == steps)
+def eval_due(step: int, eval_every: int, steps: int, also: Collection[int] = ()) -> bool:
+    """Whether the curve has a point after training step `step` (1-based): every eval_every steps,
+    at the steps in `also` (a trial scheduler's rungs) and at the last step; never when
+    eval_every is 0."""
+    return eval_every > 0 and (step % eval_every == 0 or step == steps or step in also)
 
 
 def smoothed_rd_loss(curve: Sequence[float], window: int = SMOOTHING_WINDOW) -> float:

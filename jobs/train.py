@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
@@ -35,8 +36,12 @@ def _is_aux(name: str) -> bool:
 
 
 class Trainer:
-    def __init__(self, model: torch.nn.Module, settings: TrainSettings, crops: RandomCrops):
+    def __init__(self, model: torch.nn.Module, settings: TrainSettings, crops: RandomCrops,
+                 eval_at: Iterable[int] = ()):
         self.model, self.settings, self.crops = model, settings, crops
+        # Held-out points at these steps too, besides every eval_every: a trial scheduler's rungs,
+        # so it judges a trial at its rung instead of training it on to the next regular point.
+        self.eval_at = frozenset(int(step) for step in eval_at)
         self.device = next(model.parameters()).device  # batches follow the model (CPU or its GPU)
         self._batches, self._batches_at = None, -1  # batches prepared ahead, and the step of the next
         self.main_params = [p for n, p in model.named_parameters() if not _is_aux(n)]
@@ -57,7 +62,7 @@ class Trainer:
 
     def eval_due(self) -> bool:
         """Whether the step just trained gets a point on the held-out curve."""
-        return eval_due(self.step, self.settings.eval_every, self.settings.steps)
+        return eval_due(self.step, self.settings.eval_every, self.settings.steps, self.eval_at)
 
     def evaluate_held_out(self, held_out: HeldOutSet) -> dict[str, float]:
         """eval/rd_loss, eval/bpp, eval/psnr of the model now, on the fixed held-out set; it
@@ -68,8 +73,11 @@ class Trainer:
         return point
 
     def rd_loss_smoothed(self) -> float:
-        """names.RD_LOSS_SMOOTHED of the curve so far (jobs.heldout.smoothed_rd_loss)."""
-        return smoothed_rd_loss([value for _, value in self.curve])
+        """names.RD_LOSS_SMOOTHED of the curve so far (jobs.heldout.smoothed_rd_loss), over its
+        regular points only: a scheduler's rung points would pull early losses into it when
+        eval_every is long, and the same weights must smooth the same under any scheduler."""
+        s = self.settings
+        return smoothed_rd_loss([value for step, value in self.curve if eval_due(step, s.eval_every, s.steps)])
 
     def train_step(self) -> dict[str, float]:
         s = self.settings

@@ -425,6 +425,7 @@ def run_trials(trials: list, settings: dict, scheduler=None, *, resume_from: lis
                                    for t in trials]),
         "settings": settings,
         "report_progress": scheduler.active,
+        "judged_steps": list(scheduler.judged_steps()),  # held-out points at the rungs (sweep.trainable)
     }
     full_disk = FullDiskStop()
     run_config = tune.RunConfig(

@@ -161,7 +161,8 @@ def _run_variant(config: dict) -> None:
                             train.crop, train.batch_size, train.seed, workers=data.get("workers", 0))
     except UserError as err:  # e.g. the folder is not on this node
         return _fail(run, 0, err)
-    trainer = Trainer(model, train, crops)
+    # The scheduler's rungs get held-out points of their own (a config from before they did: none).
+    trainer = Trainer(model, train, crops, eval_at=config.get("judged_steps") or ())
     try:
         held_out = _held_out_set(settings, train)
     except UserError as err:  # e.g. the evaluation folder is not on this node: retrying ends the same

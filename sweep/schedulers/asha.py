@@ -33,6 +33,14 @@ class Asha(TrialSchedulerFactory):
     def _grace_period(values: dict, steps: int) -> int:
         return values["grace_period"] or max(1, steps // 10)
 
+    def judged_steps(self) -> tuple[int, ...]:
+        """Ray's ASHA milestones: grace_period x reduction_factor^k below train.steps (every
+        bracket's rungs are among them)."""
+        grace, factor, steps = self._grace_period(self.values, self.steps), self.values["reduction_factor"], []
+        while grace * factor ** len(steps) < self.steps:
+            steps.append(grace * factor ** len(steps))
+        return tuple(steps)
+
     def create(self, context: SchedulerContext):
         from ray.tune.schedulers import ASHAScheduler
 

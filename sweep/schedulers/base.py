@@ -79,6 +79,11 @@ class TrialSchedulerFactory:
         """Whether trials must report PROGRESS_METRIC while they train."""
         return True
 
+    def judged_steps(self) -> tuple[int, ...]:
+        """The steps where this scheduler judges trials (its rungs). Every trial also takes a
+        held-out point there, so a stop comes at the rung, not up to train.eval_every steps later."""
+        return ()
+
     def create(self, context: SchedulerContext):
         """The Ray Tune TrialScheduler for one round (None: Tune's FIFO, nothing stopped). If it
         has a method `stop_tags(trial) -> dict[str, str]`, a run it stops gets those tags too."""

@@ -58,6 +58,9 @@ class Frontier(TrialSchedulerFactory):
         except ValueError as err:
             raise UserError("scheduler.rungs", rungs, reason=str(err)) from None
 
+    def judged_steps(self) -> tuple[int, ...]:
+        return self.rule(self.values, self.steps).rung_steps
+
     def create(self, context: SchedulerContext):
         from sweep.schedulers.frontier_tune import FrontierScheduler  # Ray only once a sweep starts
 

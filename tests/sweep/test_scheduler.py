@@ -56,6 +56,11 @@ def test_asha_ranks_the_progress_metric_by_step_below_the_last_step():
     assert (scheduler._time_attr, scheduler._metric, scheduler._mode) == ("step", PROGRESS_METRIC, "min")
     milestones = sorted(r[0] for r in scheduler._brackets[0]._rungs)
     assert milestones == [30, 90, 270]  # a tenth of the steps, then x3, below train.steps
+    # Trials take a held-out point at each milestone (sweep.trainable), whatever train.eval_every is.
+    assert scheduler_for(cfg["scheduler"], 300).judged_steps() == (30, 90, 270)
+    several = load_config(["scheduler=asha", "train.steps=300", "scheduler.brackets=3"])
+    brackets = scheduler_for(several["scheduler"], 300).create(SchedulerContext(300))._brackets
+    assert {r[0] for b in brackets for r in b._rungs if r[0] < 300} <= {30, 90, 270}
 
 
 @pytest.mark.slow
@@ -64,7 +69,7 @@ def test_an_asha_stopped_trial_ends_its_run_stopped_with_its_step_and_is_not_ret
     (root / "conf" / "search_space" / "asha.yaml").write_text(SPACE)
     args = sweep_args(root, "asha", steps=STEPS, log_every=1, checkpoint_every=3,
                       extra=("scheduler=asha", f"scheduler.grace_period={GRACE}", "scheduler.reduction_factor=2",
-                             "cluster.max_concurrent_trials=1", "train.eval_every=1", "train.eval_crop=32"))
+                             "cluster.max_concurrent_trials=1", "train.eval_every=5", "train.eval_crop=32"))
     assert main(args) == 0  # a stopped trial is no failure
     out = capsys.readouterr().out
     assert "finished 1/2 variants, 1 stopped early" in out
@@ -75,7 +80,9 @@ def test_an_asha_stopped_trial_ends_its_run_stopped_with_its_step_and_is_not_ret
     runs = {int(r.data.params[names.SPEC_PARAM_PREFIX + "M"]): r
             for r in variant_runs(client.search_runs([client.get_experiment_by_name("asha").experiment_id]))}
     kept, stopped = runs[8], runs[64]
-    # What ASHA saw at the rung is what MLflow holds: the second trial was worse there.
+    # What ASHA saw at the rung is what MLflow holds: the second trial was worse there. The rung
+    # milestones (steps 2 and 4) are not multiples of train.eval_every (5): the trials took points there.
+    assert [step for step, _ in history(uri, kept.info.run_id, names.EVAL_RD_LOSS)] == [GRACE, 2 * GRACE, 5, STEPS]
     curve = history(uri, stopped.info.run_id, names.EVAL_RD_LOSS)
     assert curve[-1][0] == GRACE and curve[-1][1] > dict(history(uri, kept.info.run_id, names.EVAL_RD_LOSS))[GRACE]
     assert kept.info.status == "FINISHED" and names.TAG_STOPPED_EARLY not in kept.data.tags

@@ -15,7 +15,7 @@ from rdc.cli import main
 from rdc.errors import UserError
 from sweep.schedulers import PROGRESS_METRIC, PROGRESS_SOURCE, SCHEDULERS, SchedulerContext
 from sweep.schedulers.frontier import Frontier
-from tests.cluster.rig import make_root, sweep_args, write_space, variant_runs
+from tests.cluster.rig import history, make_root, sweep_args, write_space, variant_runs
 
 # Three variants that differ only in M (rig's tiny space): from initialisation, more latent
 # channels cost more decode FLOPs and spend more bits, so at the first rungs the larger ones lose.
@@ -106,7 +106,7 @@ def test_a_frontier_sweep_stops_exactly_the_trials_its_replay_predicts(shared_ra
     (root / "conf" / "scheduler" / "frontier_test.yaml").write_text(json.dumps({"name": "frontier", **OPTIONS}))
     args = sweep_args(root, "stopping", steps=STEPS, log_every=1, checkpoint_every=3,
                       extra=("scheduler=frontier_test", "cluster.max_concurrent_trials=1",
-                             "train.eval_every=1", "train.eval_crop=32"))
+                             "train.eval_every=4", "train.eval_crop=32"))
     assert main(args) == 0
 
     uri = f"sqlite:///{root / 'runs' / 'mlflow.db'}"
@@ -125,6 +125,14 @@ def test_a_frontier_sweep_stops_exactly_the_trials_its_replay_predicts(shared_ra
     assert max_steps == STEPS
     predicted = replay(curves, Frontier.rule({**Frontier.options, **OPTIONS}, STEPS), max_steps, order="observed")
     assert {run: decision.step for run, decision in predicted.stops.items()} == stopped
+    # The rungs (steps 2 and 3) fall between train.eval_every's points (4, 6): every trial took a
+    # held-out point at each rung it reached, so each stop came at its rung, not at step 4.
+    rung_steps = Frontier.rule({**Frontier.options, **OPTIONS}, STEPS).rung_steps
+    assert rung_steps == (2, 3) and set(stopped.values()) <= set(rung_steps)
+    for run in runs:
+        steps = [step for step, _ in history(uri, run.info.run_id, PROGRESS_SOURCE)]
+        end = stopped.get(run.info.run_id, STEPS)
+        assert steps == [s for s in (2, 3, 4, 6) if s <= end], (run.info.run_id, steps)
 
 
 def variants_of(root: Path, expand):

@@ -34,10 +34,11 @@ def held_out_images() -> list[Image]:
             Image("square", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))]
 
 
-def make_trainer(train_images, **overrides) -> Trainer:
+def make_trainer(train_images, eval_at=(), **overrides) -> Trainer:
     torch.manual_seed(0)
     settings = TrainSettings(**{"steps": 6, "batch_size": 2, "crop": 32, "lr": 1e-3, "eval_every": 2, **overrides})
-    return Trainer(build(TINY), settings, RandomCrops(train_images, settings.crop, settings.batch_size, settings.seed))
+    return Trainer(build(TINY), settings, RandomCrops(train_images, settings.crop, settings.batch_size, settings.seed),
+                   eval_at=eval_at)
 
 
 def test_centre_crops_are_grouped_by_size_into_batches():
@@ -82,6 +83,21 @@ def test_held_out_evaluation_is_deterministic_and_invisible_to_training(train_im
 def test_eval_is_due_every_eval_every_steps_and_at_the_end():
     assert [s for s in range(1, 11) if eval_due(s, 4, 10)] == [4, 8, 10]
     assert not any(eval_due(s, 0, 10) for s in range(1, 11))
+    assert [s for s in range(1, 11) if eval_due(s, 4, 10, also={3, 8})] == [3, 4, 8, 10]  # a scheduler's rungs
+    assert not any(eval_due(s, 0, 10, also={3}) for s in range(1, 11))
+
+
+def test_a_trainer_takes_held_out_points_at_the_rungs_it_is_given_too(train_images):
+    held_out = HeldOutSet.from_images(held_out_images(), 48)
+    plain, rungs = make_trainer(train_images, eval_every=4), make_trainer(train_images, eval_at=[1, 3], eval_every=4)
+    for trainer in (plain, rungs):
+        while trainer.step < 6:
+            trainer.train_step()
+            if trainer.eval_due():
+                trainer.evaluate_held_out(held_out)
+    assert [s for s, _ in plain.curve] == [4, 6] and [s for s, _ in rungs.curve] == [1, 3, 4, 6]
+    assert dict(rungs.curve)[4] == dict(plain.curve)[4]  # the extra points train nothing
+    assert rungs.rd_loss_smoothed() == plain.rd_loss_smoothed()  # nor move the smoothed final figure
 
 
 def test_smoothing_is_the_mean_of_the_last_points():
