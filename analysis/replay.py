@@ -557,10 +557,14 @@ def main(argv: list[str] | None = None) -> int:
     noise = args.noise_sd if args.noise_sd is not None else pooled_noise_sd(curves)
     if noise is None:
         notes.append("no seed replicates and no --noise-sd: noise-scaled margins are not replayed")
-    table, outcomes = replay_all(curves, max_steps, noise_sd=noise, suite=Suite(draws=args.draws), order=args.order,
+    suite = Suite(draws=args.draws)
+    table, outcomes = replay_all(curves, max_steps, noise_sd=noise, suite=suite, order=args.order,
                                  concurrency=args.concurrency)
     for outcome in outcomes[:1]:
         notes += outcome.notes
+    from analysis.curve_agreement import curve_agreement  # it reads Curve from here
+
+    notes.append(curve_agreement(curves, max_steps, suite.rungs).describe())
     headline = (f"replay of {args.experiment!r} ({display_uri(tracking_uri(args.tracking_uri))}): {len(curves)} trials, "
                 f"{len({c.variant_id for c in curves})} variants, {max_steps} steps each, order {args.order}")
     if args.format == "json":

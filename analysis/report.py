@@ -242,6 +242,7 @@ def _early_stopping_section(options: ReportOptions, folder: Path, notes: list[st
     own report order): steps spent against frontier hypervolume kept, as a table and a figure.
     None, with a note, when the runs have no held-out curves, or fewer than two variants do, or
     the sweep did not train every run to the end (no exhaustive frontier to compare with)."""
+    from analysis.curve_agreement import curve_agreement
     from analysis.replay import Suite, curves_from_mlflow, pooled_noise_sd, replay_all
 
     try:
@@ -259,6 +260,7 @@ def _early_stopping_section(options: ReportOptions, folder: Path, notes: list[st
                                                             else "no policy's hypervolume could be compared"))
         return None
     notes += [f"early-stopping replay: {n}" for n in replay_notes]
+    agreement = curve_agreement(curves, max_steps, Suite.rungs)
     table.to_csv(folder / "early_stopping.csv", index=False)
     section = Section("Early stopping: what each policy would have kept")
     section.text(f"Every policy replayed over this sweep's held-out curves ({len(curves)} trials, {max_steps} steps "
@@ -268,7 +270,8 @@ def _early_stopping_section(options: ReportOptions, folder: Path, notes: list[st
                  "number of variants that its steps pay for "
                  f"(random: mean of {REPORT_REPLAY_DRAWS} draws). The oracle row is hindsight, not a policy: "
                  "the fewest variants that keep 95 % of the hypervolume, the rest stopped at the first rung, "
-                 "so the least any policy stopping there could have spent for that share.")
+                 "so the least any policy stopping there could have spent for that share. What any policy "
+                 f"could know: {agreement.describe()}.")
     view = table[["policy", "setting", "steps_fraction", "hypervolume_kept", "stopped", "lost_frontier_variants"]]
     section.table(view, "early_stopping", header=headers(view.columns))
     drawn = figures.hypervolume_vs_steps(table, folder / "early_stopping_hv.png",
