@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.curve_agreement import curve_agreement  # noqa: E402
 from analysis.replay import (  # noqa: E402
     Curve,
     curves_from_table,
@@ -164,23 +165,6 @@ def sweep_rows(curves: list[Curve], max_steps: int, noise: float | None, order: 
     return rows
 
 
-def rung_rank_agreement(curves: list[Curve], max_steps: int, rungs: tuple[float, ...]) -> list[tuple[float, float]]:
-    """Per rung: Spearman's rho between the variants' held-out loss at the rung (the last
-    evaluation at or before it) and their final RD loss, within each seed, averaged over seeds.
-    What any rule judging at that rung can know: at rho near 0 the rung cannot tell who ends best."""
-    out = []
-    for rung in rungs:
-        limit, per_seed = rung * max_steps, []
-        for seed in sorted({c.seed for c in curves}, key=str):
-            rows = [(c.rd_loss[max(i for i, s in enumerate(c.steps) if s <= limit)], c.final_rd_loss)
-                    for c in curves if c.seed == seed and c.final_rd_loss is not None and c.steps and c.steps[0] <= limit]
-            if len(rows) > 2:
-                at, final = pd.Series([r[0] for r in rows]), pd.Series([r[1] for r in rows])
-                per_seed.append(at.rank().corr(final.rank()))
-        out.append((rung, float(np.mean(per_seed)) if per_seed else float("nan")))
-    return out
-
-
 def average(runs: list[list[dict]]) -> pd.DataFrame:
     """Rows of several sweeps (one per seed) averaged setting by setting."""
     frames = [pd.DataFrame(r) for r in runs]
@@ -230,8 +214,11 @@ def plot(frame: pd.DataFrame, title: str, path: Path) -> None:
 # The second space (issue 15: at least 24 variants, other families than the noise bench's conv
 # hyperpriors): ELIC and SwinT transforms x hyperprior, CHARM and ELIC entropy x conv and SwinT
 # hyper-transforms, at two latent widths; tiny knobs from models/tiny.py.
-SECOND_CURVES = REPO / "bench" / "early_stopping_space2_curves.csv"
-SECOND_FINAL = REPO / "bench" / "early_stopping_space2_final.csv"
+SECOND_PREFIX = "early_stopping_space2"  # bench/<prefix>_curves.csv and _final.csv
+
+
+def second_tables(prefix: str) -> tuple[Path, Path]:
+    return REPO / "bench" / f"{prefix}_curves.csv", REPO / "bench" / f"{prefix}_final.csv"
 
 
 def second_space() -> dict[str, dict]:
@@ -250,9 +237,13 @@ def second_space() -> dict[str, dict]:
     return out
 
 
-def record_second_table(steps: int, crop: int, eval_every: int, seeds: int) -> None:
+def record_second_table(steps: int, crop: int, eval_every: int, seeds: int, prefix: str, shard: str,
+                        eval_crop: int = 128) -> None:
     """Train the second space with the noise bench's own protocol (its train_one and its new
-    default config), into SECOND_CURVES / SECOND_FINAL; runs already there are skipped."""
+    default config), into bench/<prefix>_curves.csv and _final.csv; runs already there are skipped.
+    `shard` "i/n" trains only runs i, i+n, ... (n processes side by side, as the noise bench's).
+    The held-out curve is taken on centre crops of `eval_crop` of the final images (0: whole, as
+    the final evaluation is)."""
     import argparse as _argparse
 
     import torch
@@ -264,18 +255,19 @@ def record_second_table(steps: int, crop: int, eval_every: int, seeds: int) -> N
     from jobs.heldout import HeldOutSet
 
     bench_noise.VARIANTS.update(second_space())
-    bench_noise.CURVES, bench_noise.FINAL = SECOND_CURVES, SECOND_FINAL
+    bench_noise.CURVES, bench_noise.FINAL = second_tables(prefix)
+    part, parts = (int(piece) for piece in shard.split("/"))
     torch.set_num_threads(1)
     train_images = load_images(None, split="train", key="train")
     kodak = bench_noise.KODAK
     final_images = (load_folder(kodak, key="kodak") if kodak.is_dir() else load_images(None, split="eval", key="eval"))[:8]
-    held_out = HeldOutSet.from_images(final_images, 128)
+    held_out = HeldOutSet.from_images(final_images, eval_crop)
     args = _argparse.Namespace(steps=steps, crop=crop, eval_every=eval_every)
     done = bench_noise.done_runs()
-    for seed in range(seeds):
-        for variant_id in second_space():
-            if ("new", variant_id, seed) not in done:
-                bench_noise.train_one("new", variant_id, seed, args, train_images, held_out, final_images)
+    runs = [(seed, variant_id) for seed in range(seeds) for variant_id in second_space()]
+    for index, (seed, variant_id) in enumerate(runs):
+        if index % parts == part and ("new", variant_id, seed) not in done:
+            bench_noise.train_one("new", variant_id, seed, args, train_images, held_out, final_images)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,12 +285,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record-steps", type=int, default=300)
     parser.add_argument("--record-crop", type=int, default=32)
     parser.add_argument("--record-seeds", type=int, default=1)
+    parser.add_argument("--record-every", type=int, default=25, help="held-out evaluation every this many steps")
+    parser.add_argument("--record-prefix", default=SECOND_PREFIX, help="bench/<prefix>_curves.csv and _final.csv")
+    parser.add_argument("--shard", default="0/1", help="with --record-second, i/n: train runs i, i+n, ... only")
+    parser.add_argument("--record-eval-crop", type=int, default=128,
+                        help="held-out centre crops of this side (0: the whole final images)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--plot", type=Path, default=PLOT)
     args = parser.parse_args(argv)
     draws = 20 if args.quick else args.draws
     if args.record_second:
-        record_second_table(args.record_steps, args.record_crop, 25, args.record_seeds)
+        record_second_table(args.record_steps, args.record_crop, args.record_every, args.record_seeds,
+                            args.record_prefix, args.shard, args.record_eval_crop)
         return 0
 
     if args.synthetic:
@@ -336,8 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     for policy in ("random", "optuna-tpe"):
         rows = frame[frame["policy"] == policy]
         print(f"{policy} by k: " + ", ".join(f"{r.steps_fraction:.2f}->{r.hypervolume_kept:.3f}" for r in rows.itertuples()))
-    print("\nhow well a rung's values rank the final RD loss (Spearman over variants, mean over seeds): "
-          + ", ".join(f"{rung:g} {rho:.2f}" for rung, rho in rung_rank_agreement(curves, max_steps, RUNGS)))
+    print(f"\nwhat any policy can know: {curve_agreement(curves, max_steps, RUNGS).describe()}")
     print()
     for line in verdict(frame):
         print(line)
