@@ -19,8 +19,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.replay import Curve
-
 # Below this rho between the curve's last point and the final RD loss, a replay warns: the curve
 # orders the variants another way than the frontier will (for a dozen variants chance alone
 # reaches 0.5 one time in twenty; the noise bench's conv hyperpriors agree at 0.98).
@@ -63,8 +61,9 @@ def _within_seeds(pairs: list[tuple[object, float, float]]) -> tuple[float, int]
     return (float(sum(rhos) / len(rhos)), len(rhos)) if rhos else (math.nan, 0)
 
 
-def curve_agreement(curves: list[Curve], max_steps: int, rungs: tuple[float, ...]) -> Agreement:
-    """The rank agreement of the curves with their final RD loss, at each rung and at the end.
+def curve_agreement(curves: list, max_steps: int, rungs: tuple[float, ...]) -> Agreement:
+    """`curves`: analysis.replay.Curve objects (not imported: replay imports this module).
+    The rank agreement of the curves with their final RD loss, at each rung and at the end.
     Only trials with a final RD loss count; a seed needs three such variants to be ranked."""
     done = [c for c in curves if c.final_rd_loss is not None and c.steps]
     per_rung = []

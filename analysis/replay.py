@@ -562,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
                                  concurrency=args.concurrency)
     for outcome in outcomes[:1]:
         notes += outcome.notes
-    from analysis.curve_agreement import curve_agreement  # it reads Curve from here
+    from analysis.curve_agreement import curve_agreement
 
     notes.append(curve_agreement(curves, max_steps, suite.rungs).describe())
     headline = (f"replay of {args.experiment!r} ({display_uri(tracking_uri(args.tracking_uri))}): {len(curves)} trials, "
