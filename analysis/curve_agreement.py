@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
+from scipy import stats
 
 # Below this rho between the curve's last point and the final RD loss, a replay warns: the curve
 # orders the variants another way than the frontier will (for a dozen variants chance alone
@@ -57,7 +58,7 @@ def _within_seeds(pairs: list[tuple[object, float, float]]) -> tuple[float, int]
     for _, rows in frame.groupby("seed", sort=False):
         # Every value tied on either side: no order to agree with.
         if len(rows) > 2 and rows["a"].nunique() > 1 and rows["b"].nunique() > 1:
-            rhos.append(rows["a"].rank().corr(rows["b"].rank()))
+            rhos.append(float(stats.spearmanr(rows["a"], rows["b"]).statistic))
     return (float(sum(rhos) / len(rhos)), len(rhos)) if rhos else (math.nan, 0)
 
 

@@ -36,9 +36,10 @@ class Asha(TrialSchedulerFactory):
     def judged_steps(self) -> tuple[int, ...]:
         """Ray's ASHA milestones: grace_period x reduction_factor^k below train.steps (every
         bracket's rungs are among them)."""
-        grace, factor, steps = self._grace_period(self.values, self.steps), self.values["reduction_factor"], []
-        while grace * factor ** len(steps) < self.steps:
-            steps.append(grace * factor ** len(steps))
+        milestone, steps = self._grace_period(self.values, self.steps), []
+        while milestone < self.steps:
+            steps.append(milestone)
+            milestone *= self.values["reduction_factor"]
         return tuple(steps)
 
     def create(self, context: SchedulerContext):
