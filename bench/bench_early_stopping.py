@@ -53,6 +53,7 @@ from analysis.replay import (  # noqa: E402
 from analysis.stopping import AshaRule, FinishChosen, MoAshaRule, ScaledParetoRule  # noqa: E402
 from rdc.stopping import FrontierRule, Margin  # noqa: E402
 from rdc import names  # noqa: E402
+from shards import shard_arg  # noqa: E402  (bench/ is on the path of a bench script)
 
 TABLE = REPO / "bench" / "noise_curves.csv"
 FINAL = REPO / "bench" / "noise_final.csv"
@@ -237,11 +238,11 @@ def second_space() -> dict[str, dict]:
     return out
 
 
-def record_second_table(steps: int, crop: int, eval_every: int, seeds: int, prefix: str, shard: str,
+def record_second_table(steps: int, crop: int, eval_every: int, seeds: int, prefix: str, shard: tuple[int, int],
                         eval_crop: int = 128) -> None:
     """Train the second space with the noise bench's own protocol (its train_one and its new
     default config), into bench/<prefix>_curves.csv and _final.csv; runs already there are skipped.
-    `shard` "i/n" trains only runs i, i+n, ... (n processes side by side, as the noise bench's).
+    `shard` (i, n) trains only runs i, i+n, ... (n processes side by side, as the noise bench's).
     The held-out curve is taken on centre crops of `eval_crop` of the final images (0: whole, as
     the final evaluation is)."""
     import argparse as _argparse
@@ -256,7 +257,7 @@ def record_second_table(steps: int, crop: int, eval_every: int, seeds: int, pref
 
     bench_noise.VARIANTS.update(second_space())
     bench_noise.CURVES, bench_noise.FINAL = second_tables(prefix)
-    part, parts = (int(piece) for piece in shard.split("/"))
+    part, parts = shard
     torch.set_num_threads(1)
     train_images = load_images(None, split="train", key="train")
     kodak = bench_noise.KODAK
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record-seeds", type=int, default=1)
     parser.add_argument("--record-every", type=int, default=25, help="held-out evaluation every this many steps")
     parser.add_argument("--record-prefix", default=SECOND_PREFIX, help="bench/<prefix>_curves.csv and _final.csv")
-    parser.add_argument("--shard", default="0/1", help="with --record-second, i/n: train runs i, i+n, ... only")
+    parser.add_argument("--shard", type=shard_arg, default=(0, 1), help="with --record-second, i/n: train runs i, i+n, ... only")
     parser.add_argument("--record-eval-crop", type=int, default=128,
                         help="held-out centre crops of this side (0: the whole final images)")
     parser.add_argument("--out", type=Path, default=OUT)

@@ -55,6 +55,7 @@ from jobs.settings import TrainSettings  # noqa: E402
 from jobs.train import Trainer, TrainingDiverged  # noqa: E402
 from models import build  # noqa: E402
 from rdc import names  # noqa: E402
+from shards import shard_arg  # noqa: E402  (bench/ is on the path of a bench script)
 
 KODAK = REPO.parent / "shared" / "data" / "kodak"
 CURVES = REPO / "bench" / "noise_curves.csv"
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", default="old,new")
     parser.add_argument("--variants", type=int, default=len(VARIANTS))
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--shard", default="0/1", help="i/n: train only the runs i, i+n, i+2n, ... (parallel processes)")
+    parser.add_argument("--shard", type=shard_arg, default=(0, 1), help="i/n: train only the runs i, i+n, i+2n, ... (parallel processes)")
     parser.add_argument("--reverse", action="store_true", help="take the runs from the last (a helper process)")
     parser.add_argument("--summary-only", action="store_true")
     parser.add_argument("--tables", default=None, metavar="PREFIX",
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(VARIANTS)} variants, steps {args.steps}, crop {args.crop}, eval every {args.eval_every} on "
           f"{held_out.num_images} centre crops of {args.eval_crop}, final on {len(final_images)} full images; "
           f"torch threads {args.threads}; load average {os.getloadavg()[0]:.1f} (a shared machine)", flush=True)
-    shard, shards = (int(part) for part in args.shard.split("/"))
+    shard, shards = args.shard
     runs = list(itertools.product(range(args.seeds), list(VARIANTS)[: args.variants], args.configs.split(",")))
     for index, (seed, variant_id, config) in (reversed(list(enumerate(runs))) if args.reverse else enumerate(runs)):
         if index % shards == shard and (config, variant_id, seed) not in done_runs():
