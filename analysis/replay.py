@@ -547,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in (("--concurrency", args.concurrency), ("--draws", args.draws)):
         if value is not None and value < 1:
             raise UserError(key, value, allowed="an integer >= 1")
+    if args.noise_sd is not None and not (math.isfinite(args.noise_sd) and args.noise_sd >= 0):
+        raise UserError("--noise-sd", args.noise_sd, allowed="a finite number >= 0 (the pooled within-variant sd of rd_loss)")
     if args.plot:
         from rdc.paths import check_writable_folder
 

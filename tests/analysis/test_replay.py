@@ -173,6 +173,9 @@ def test_rdc_replay_prints_every_policy(store, capsys):
         main(["--experiment", "no-curves", "--tracking-uri", store])
     with pytest.raises(UserError, match="--concurrency"):
         main(["--experiment", "side-by-side", "--tracking-uri", store, "--concurrency", "0"])
+    for noise in ("-0.1", "nan", "inf"):  # a margin from a negative or undefined noise would stop at random
+        with pytest.raises(UserError, match="^--noise-sd"):
+            main(["--experiment", "side-by-side", "--tracking-uri", store, "--noise-sd", noise])
     with pytest.raises(UserError, match=r"^--order: invalid choice: 'sideways'"):  # argparse's refusal, one line
         main(["--experiment", "side-by-side", "--order", "sideways"])
 
