@@ -239,9 +239,9 @@ def second_space() -> dict[str, dict]:
 
 
 def record_second_table(steps: int, crop: int, eval_every: int, seeds: int, prefix: str, shard: tuple[int, int],
-                        eval_crop: int = 128) -> None:
-    """Train the second space with the noise bench's own protocol (its train_one and its new
-    default config), into bench/<prefix>_curves.csv and _final.csv; runs already there are skipped.
+                        eval_crop: int = 128, config: str = "new") -> None:
+    """Train the second space with the noise bench's own protocol (its train_one and one of its
+    configs, by default the new default), into bench/<prefix>_curves.csv and _final.csv; runs already there are skipped.
     `shard` (i, n) trains only runs i, i+n, ... (n processes side by side, as the noise bench's).
     The held-out curve is taken on centre crops of `eval_crop` of the final images (0: whole, as
     the final evaluation is)."""
@@ -255,6 +255,8 @@ def record_second_table(steps: int, crop: int, eval_every: int, seeds: int, pref
     from jobs.data import load_folder, load_images
     from jobs.heldout import HeldOutSet
 
+    if config not in bench_noise.CONFIGS:
+        raise SystemExit(f"--record-config={config!r}: allowed: {', '.join(bench_noise.CONFIGS)}")
     bench_noise.VARIANTS.update(second_space())
     bench_noise.CURVES, bench_noise.FINAL = second_tables(prefix)
     part, parts = shard
@@ -267,8 +269,8 @@ def record_second_table(steps: int, crop: int, eval_every: int, seeds: int, pref
     done = bench_noise.done_runs()
     runs = [(seed, variant_id) for seed in range(seeds) for variant_id in second_space()]
     for index, (seed, variant_id) in enumerate(runs):
-        if index % parts == part and ("new", variant_id, seed) not in done:
-            bench_noise.train_one("new", variant_id, seed, args, train_images, held_out, final_images)
+        if index % parts == part and (config, variant_id, seed) not in done:
+            bench_noise.train_one(config, variant_id, seed, args, train_images, held_out, final_images)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,13 +293,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard", type=shard_arg, default=(0, 1), help="with --record-second, i/n: train runs i, i+n, ... only")
     parser.add_argument("--record-eval-crop", type=int, default=128,
                         help="held-out centre crops of this side (0: the whole final images)")
+    parser.add_argument("--record-config", default="new", help="with --record-second: the noise bench's training config")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--plot", type=Path, default=PLOT)
     args = parser.parse_args(argv)
     draws = 20 if args.quick else args.draws
     if args.record_second:
         record_second_table(args.record_steps, args.record_crop, args.record_every, args.record_seeds,
-                            args.record_prefix, args.shard, args.record_eval_crop)
+                            args.record_prefix, args.shard, args.record_eval_crop, args.record_config)
         return 0
 
     if args.synthetic:

@@ -91,6 +91,7 @@ ABLATIONS = {
 # new-lr2e-3,...; screened on the N = 8 variants with --variants 3: bench/README.md).
 CANDIDATES = {
     "new-lr2e-3": {"lr": 2e-3},
+    "new-lr5e-4": {"lr": 5e-4},  # steadier curves for the early-stopping bench's second table
     "new-lr3e-3": {"lr": 3e-3},
     "new-noclip": {"clip_grad": 0.0},
     "new-batch16": {"batch_size": 16},
