@@ -14,7 +14,9 @@ def test_a_shard_is_a_process_index_and_a_count():
     assert shard_arg("1/2") == (1, 2)
 
 
-@pytest.mark.parametrize("text", ["2/2", "0/0", "-1/2", "1", "a/b", "1/2/3", ""])
-def test_a_shard_outside_its_count_or_not_i_over_n_is_refused(text):
-    with pytest.raises(argparse.ArgumentTypeError, match="i"):
+@pytest.mark.parametrize("text, says", [("2/2", "0 <= i < n"), ("0/0", "n >= 1"), ("-1/2", "0 <= i < n"),
+                                         ("1", "expected i/n"), ("a/b", "expected i/n"), ("1/2/3", "expected i/n"),
+                                         ("", "expected i/n")])
+def test_a_shard_outside_its_count_or_not_i_over_n_is_refused(text, says):
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^{text!r}: .*{says}"):
         shard_arg(text)
